@@ -1,0 +1,122 @@
+import { randomUUID } from "node:crypto";
+import Koa from "koa";
+import type { Context, Next } from "koa";
+import type { AppContext } from "./context.ts";
+import { AppError, isAppError } from "./errors.ts";
+import { opsRouter } from "./http/ops.ts";
+import { registerRouter } from "./http/register.ts";
+import { sendPage, wantsJson } from "./http/respond.ts";
+import { verifyRouter } from "./http/verify.ts";
+
+interface HttpishError {
+  status?: number;
+  expose?: boolean;
+  message?: string;
+  headers?: Record<string, string>;
+}
+
+/** Turns anything thrown into an AppError; unexpected errors stay unexpected (500). */
+function classify(err: unknown): AppError | null {
+  if (isAppError(err)) return err;
+  const e = err as HttpishError;
+  if (e && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
+    if (e.status === 405) {
+      const allow = e.headers?.["Allow"] ?? e.headers?.["allow"];
+      return new AppError("METHOD_NOT_ALLOWED", "method not allowed", { allow: allow ? allow.split(/,\s*/) : [] });
+    }
+    if (e.status === 404) return new AppError("NOT_FOUND", "not found");
+    if (e.status === 413) return new AppError("BODY_TOO_LARGE", "body too large");
+    if (e.status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "unsupported media type");
+    return new AppError("MALFORMED_REQUEST", e.expose && e.message ? e.message : "bad request");
+  }
+  return null;
+}
+
+/** The matched route pattern, never the raw path: verify URLs carry tokens. */
+function routeOf(ctx: Context): string {
+  return (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? "(unmatched)";
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad request",
+  401: "Not allowed",
+  403: "Forbidden",
+  404: "Not found",
+  405: "Method not allowed",
+  406: "Not acceptable",
+  409: "Conflict",
+  410: "Gone",
+  413: "Too large",
+  429: "Too many requests",
+  503: "Try again later",
+};
+
+function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body == null) throw new AppError("NOT_FOUND", "not found");
+    } catch (err) {
+      const refusal = classify(err);
+      if (!refusal) {
+        deps.log.error({ reqId: ctx.state.reqId, err: err instanceof Error ? err.stack : String(err) }, "unexpected error");
+      } else {
+        // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
+        deps.log.info(
+          { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: refusal.status, code: refusal.code, reason: refusal.message, ip: ctx.state.endUserIp ?? ctx.ip, peer: ctx.ip },
+          "request refused",
+        );
+      }
+      const status = refusal?.status ?? 500;
+      const code = refusal?.code ?? "INTERNAL_ERROR";
+      const message = refusal?.message ?? "internal error";
+      if (refusal?.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, refusal.options.retryAfter)));
+      if (refusal?.options.allow) ctx.set("Allow", refusal.options.allow.join(", "));
+      ctx.set("Cache-Control", "no-store");
+      if (ctx.state.page && !wantsJson(ctx)) {
+        if (code === "TOKEN_UNKNOWN") sendPage(ctx, deps.templates, "verify-failure", { action: ctx.state.verifyBase ?? "" }, status);
+        else sendPage(ctx, deps.templates, "error", { status, title: TITLES[status] ?? "Error", message }, status);
+      } else if (wantsJson(ctx)) {
+        ctx.status = status;
+        ctx.body = { error: code, message };
+      } else {
+        ctx.status = status;
+        ctx.type = "text/plain; charset=utf-8";
+        ctx.body = message;
+      }
+    }
+  };
+}
+
+function requestLog(deps: Pick<AppContext, "log" | "config">) {
+  return async (ctx: Context, next: Next) => {
+    ctx.app.proxy = deps.config.trustProxy;
+    ctx.state.reqId = randomUUID();
+    ctx.set("X-Request-Id", ctx.state.reqId);
+    ctx.set("X-Content-Type-Options", "nosniff");
+    ctx.set("Referrer-Policy", "no-referrer");
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      deps.log.debug(
+        { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: ctx.status, ms: Math.round(performance.now() - started) },
+        "request",
+      );
+    }
+  };
+}
+
+export function createApp(ctx: AppContext): Koa {
+  const app = new Koa({ proxy: ctx.config.trustProxy, maxIpsCount: 1 });
+  app.silent = true;
+  app.use(requestLog(ctx));
+  app.use(errorMiddleware(ctx));
+  for (const router of [registerRouter(ctx), verifyRouter(ctx), opsRouter(ctx)]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: true }));
+  }
+  // Koa's own fallback would answer 500 for an error it cannot classify; ours never reaches it.
+  app.on("error", (err: unknown) => ctx.log.error({ err: String(err) }, "koa error"));
+  return app;
+}

@@ -1,0 +1,239 @@
+import { readFileSync, existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv, type ErrorObject } from "ajv";
+import ipaddr from "ipaddr.js";
+
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const EXAMPLE_CONFIG = resolve(PACKAGE_ROOT, "config.example.json");
+
+export type MailTransportOption = string | Record<string, unknown>;
+
+export interface Config {
+  listen: { host: string; port: number };
+  publicUrl: string;
+  trustProxy: boolean;
+  storage: string;
+  redis?: string;
+  secret?: string;
+  register: {
+    basePath: string;
+    secure: boolean;
+    authTokens: string[];
+    throttleSeconds: number;
+    blacklist: string[];
+    whitelist: string[];
+    filteredMails: string[];
+    pendingTtlSeconds: number;
+    sendMail: boolean;
+  };
+  mail: { from: string; transport: MailTransportOption };
+  invites: { ttlSeconds: number; apiPath: string };
+  accounts: { minPasswordLength: number; reservedUsernames: string[] };
+  events?: { webhook?: { url: string; secret: string } };
+}
+
+const ipOrCidr = { type: "string", minLength: 1, format: "ip-or-cidr" };
+
+export const CONFIG_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["register"],
+  properties: {
+    $schema: { type: "string" },
+    listen: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: "string", minLength: 1, default: "127.0.0.1" },
+        port: { type: "integer", minimum: 0, maximum: 65535, default: 8080 },
+      },
+    },
+    publicUrl: { type: "string", format: "http-url", default: "http://localhost:8080" },
+    trustProxy: { type: "boolean", default: false },
+    storage: { type: "string", pattern: "^(sqlite:.+|postgres(ql)?://.+)$", default: "sqlite:./data/gatehouse.db" },
+    redis: { type: "string", pattern: "^rediss?://" },
+    secret: { type: "string", minLength: 32 },
+    register: {
+      type: "object",
+      additionalProperties: false,
+      required: ["authTokens"],
+      properties: {
+        basePath: { type: "string", pattern: "^/([^/?#]+/)*$", default: "/register_account/" },
+        secure: { type: "boolean", default: true },
+        authTokens: { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
+        throttleSeconds: { type: "integer", minimum: 0, default: 0 },
+        blacklist: { type: "array", items: ipOrCidr, default: [] },
+        whitelist: { type: "array", items: ipOrCidr, default: [] },
+        filteredMails: { type: "array", items: { type: "string", format: "regex" }, default: [] },
+        pendingTtlSeconds: { type: "integer", minimum: 1, default: 86400 },
+        sendMail: { type: "boolean", default: true },
+      },
+    },
+    mail: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        from: { type: "string", minLength: 3, default: "gatehouse <noreply@localhost>" },
+        transport: {
+          oneOf: [
+            { type: "string", pattern: "^(dir:.+|smtps?://.+)$" },
+            { type: "object" },
+          ],
+          default: "dir:./data/mail",
+        },
+      },
+    },
+    invites: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        ttlSeconds: { type: "integer", minimum: 1, default: 604800 },
+        apiPath: { type: "string", pattern: "^/[^?#]*$", default: "/invites_api" },
+      },
+    },
+    accounts: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        minPasswordLength: { type: "integer", minimum: 1, maximum: 1024, default: 8 },
+        reservedUsernames: {
+          type: "array",
+          items: { type: "string", minLength: 1 },
+          default: ["admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "security", "support", "noc"],
+        },
+      },
+    },
+    events: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        webhook: {
+          type: "object",
+          additionalProperties: false,
+          required: ["url", "secret"],
+          properties: {
+            url: { type: "string", format: "http-url" },
+            secret: { type: "string", minLength: 16 },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+function isIpOrCidr(value: string): boolean {
+  try {
+    if (value.includes("/")) ipaddr.parseCIDR(value);
+    else ipaddr.parse(value);
+    return ipaddr.isValid(value.split("/")[0] ?? "");
+  } catch {
+    return false;
+  }
+}
+
+function isRegex(value: string): boolean {
+  try {
+    new RegExp(value, "i");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, formats: {
+  "ip-or-cidr": isIpOrCidr,
+  regex: isRegex,
+  "http-url": isHttpUrl,
+} });
+const validateSchema = ajv.compile(CONFIG_SCHEMA);
+
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`invalid configuration in ${file}:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+function describe(error: ErrorObject): string {
+  const path = error.instancePath.replace(/^\//, "").replace(/\//g, ".") || "(top level)";
+  switch (error.keyword) {
+    case "additionalProperties":
+      return `${path === "(top level)" ? "" : path + "."}${String(error.params.additionalProperty)}: unknown key`;
+    case "required":
+      return `${path === "(top level)" ? "" : path + "."}${String(error.params.missingProperty)}: is required`;
+    case "format":
+      return `${path}: ${JSON.stringify(error.data)} is not a valid ${String(error.params.format)}`;
+    default:
+      return `${path}: ${error.message ?? "is invalid"}`;
+  }
+}
+
+/** Validates parsed JSON against the schema and fills in defaults; throws ConfigError naming each bad key path. */
+export function parseConfig(raw: unknown, file = "(inline)"): Config {
+  const copy = structuredClone(raw);
+  if (!validateSchema(copy)) {
+    // oneOf reports each branch; the branch errors are noise next to the summary.
+    const errors = (validateSchema.errors ?? []).filter((e, _i, all) =>
+      !all.some((o) => o.keyword === "oneOf" && e.instancePath === o.instancePath && e !== o));
+    throw new ConfigError(file, [...new Set(errors.map(describe))]);
+  }
+  const config = copy as Config;
+  config.publicUrl = config.publicUrl.replace(/\/+$/, "");
+  return config;
+}
+
+/** Reads and validates a config file. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read file: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(file, [`not valid JSON: ${(err as Error).message}`]);
+  }
+  return parseConfig(raw, file);
+}
+
+/** `--config FILE`, else ./config.json when present, else the embedded example. */
+export function resolveConfigPath(option?: string, cwd = process.cwd()): string {
+  if (option) return resolve(cwd, option);
+  const local = resolve(cwd, "config.json");
+  return existsSync(local) ? local : EXAMPLE_CONFIG;
+}
+
+/** The one place that reads the environment: log level and pretty-printing are operator switches, not config. */
+export function readEnvironment(): { logLevel: string } {
+  return { logLevel: process.env["GATEHOUSE_LOG_LEVEL"] ?? process.env["LOG_LEVEL"] ?? "info" };
+}
+
+/** Keys whose change only takes effect after a restart. */
+export function restartOnlyChanges(previous: Config, next: Config): string[] {
+  const changed: string[] = [];
+  if (JSON.stringify(previous.listen) !== JSON.stringify(next.listen)) changed.push("listen");
+  if (previous.storage !== next.storage) changed.push("storage");
+  if (previous.redis !== next.redis) changed.push("redis");
+  if (previous.secret !== next.secret) changed.push("secret");
+  if (previous.trustProxy !== next.trustProxy) changed.push("trustProxy");
+  if (previous.register.basePath !== next.register.basePath) changed.push("register.basePath");
+  if (previous.invites.apiPath !== next.invites.apiPath) changed.push("invites.apiPath");
+  return changed;
+}

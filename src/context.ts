@@ -1,0 +1,82 @@
+import type { Logger } from "pino";
+import type { Config } from "./config.ts";
+import { compileRules, type Rules } from "./domain/filters.ts";
+import { createMemoryLimiters, type Limiters } from "./domain/limiter.ts";
+import { createToken, cryptoRandom, Sealer, type RandomSource } from "./domain/secrets.ts";
+import { createMailTransport, type MailTransport } from "./mail/transport.ts";
+import type { Store } from "./store/store.ts";
+import { Templates } from "./templates.ts";
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** Everything a route or a domain function may need; each takes a narrow Pick of it. */
+export interface AppContext {
+  config: Config;
+  rules: Rules;
+  store: Store;
+  mailer: MailTransport;
+  limiters: Limiters;
+  clock: Clock;
+  random: RandomSource;
+  log: Logger;
+  /** Key for mail hashes and sealed outbox payloads. */
+  secret: string;
+  sealer: Sealer;
+  templates: Templates;
+  /** Tells the outbox sender there is new work, so mail does not wait for its next poll. */
+  notifyOutbox: () => void;
+}
+
+export interface ContextOptions {
+  log: Logger;
+  clock?: Clock;
+  random?: RandomSource;
+  templateDir?: string;
+}
+
+export async function createContext(config: Config, store: Store, options: ContextOptions): Promise<AppContext> {
+  const random = options.random ?? cryptoRandom;
+  const secret = config.secret ?? (await store.loadSecret(createToken(random, 32)));
+  return {
+    config,
+    rules: compileRules(config),
+    store,
+    mailer: createMailTransport(config.mail),
+    limiters: createMemoryLimiters(config.register.throttleSeconds),
+    clock: options.clock ?? systemClock,
+    random,
+    log: options.log,
+    secret,
+    sealer: new Sealer(secret),
+    templates: new Templates(options.templateDir),
+    notifyOutbox: () => {},
+  };
+}
+
+/**
+ * Swaps in a new, already validated config: tokens, lists, filters, throttle, TTLs, mail and
+ * templates change at once. Everything is built before anything is replaced, so a failure
+ * leaves the old config fully in force.
+ */
+export function applyConfig(ctx: AppContext, next: Config, templateDir?: string): void {
+  const rules = compileRules(next);
+  const templates = new Templates(templateDir);
+  const mailChanged = JSON.stringify(next.mail) !== JSON.stringify(ctx.config.mail);
+  const mailer = mailChanged ? createMailTransport(next.mail) : ctx.mailer;
+  const throttleChanged = next.register.throttleSeconds !== ctx.config.register.throttleSeconds;
+  const limiters = throttleChanged
+    ? { ...ctx.limiters, throttle: createMemoryLimiters(next.register.throttleSeconds).throttle }
+    : ctx.limiters;
+
+  const oldMailer = ctx.mailer;
+  ctx.config = next;
+  ctx.rules = rules;
+  ctx.templates = templates;
+  ctx.mailer = mailer;
+  ctx.limiters = limiters;
+  if (mailer !== oldMailer) oldMailer.close();
+}

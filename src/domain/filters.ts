@@ -1,0 +1,88 @@
+import ipaddr from "ipaddr.js";
+import type { Config } from "../config.ts";
+import { prepareUsername } from "./username.ts";
+
+type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** The config's lists, parsed once per (re)load rather than on every request. */
+export interface Rules {
+  blacklist: Range[];
+  whitelist: Range[];
+  mailFilters: { source: string; pattern: RegExp }[];
+  reserved: Set<string>;
+}
+
+/** Parses an address, folding IPv4-mapped IPv6 (::ffff:1.2.3.4) to plain IPv4. Null when it is not an IP. */
+export function parseIp(text: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  const trimmed = text.trim();
+  if (!ipaddr.isValid(trimmed)) return null;
+  // ipaddr accepts legacy forms such as "0x7f.1" or "127.1"; an address from a website must be canonical.
+  if (trimmed.includes(".") && !trimmed.includes(":") && !ipaddr.IPv4.isValidFourPartDecimal(trimmed)) return null;
+  try {
+    return ipaddr.process(trimmed);
+  } catch {
+    return null;
+  }
+}
+
+function toRange(entry: string): Range {
+  if (entry.includes("/")) {
+    const [addr, bits] = ipaddr.parseCIDR(entry);
+    if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+      return [(addr as ipaddr.IPv6).toIPv4Address(), bits - 96];
+    }
+    return [addr, bits];
+  }
+  const addr = ipaddr.process(entry);
+  return [addr, addr.kind() === "ipv4" ? 32 : 128];
+}
+
+export function compileRules(config: Config): Rules {
+  return {
+    blacklist: config.register.blacklist.map(toRange),
+    whitelist: config.register.whitelist.map(toRange),
+    mailFilters: config.register.filteredMails.map((source) => ({ source, pattern: new RegExp(source, "i") })),
+    reserved: new Set(
+      config.accounts.reservedUsernames.map((name) => {
+        const prepared = prepareUsername(name);
+        return prepared.ok ? prepared.username : name.toLowerCase();
+      }),
+    ),
+  };
+}
+
+export function findRange(ip: ipaddr.IPv4 | ipaddr.IPv6, ranges: Range[]): string | null {
+  for (const [addr, bits] of ranges) {
+    if (addr.kind() === ip.kind() && ip.match(addr, bits)) return `${addr.toString()}/${bits}`;
+  }
+  return null;
+}
+
+export function findMailFilter(mail: string, rules: Rules): string | null {
+  for (const filter of rules.mailFilters) {
+    if (filter.pattern.test(mail)) return filter.source;
+  }
+  return null;
+}
+
+export interface FilterVerdict {
+  allowed: boolean;
+  reasons: string[];
+}
+
+/** What `gatehouse filters test` prints: every rule that would refuse this address and mail, or that exempts it. */
+export function explainFilters(rules: Rules, ipText: string, mail: string): FilterVerdict & { notes: string[] } {
+  const reasons: string[] = [];
+  const notes: string[] = [];
+  const ip = parseIp(ipText);
+  if (!ip) reasons.push(`${JSON.stringify(ipText)} is not an IP address (400)`);
+  else {
+    const black = findRange(ip, rules.blacklist);
+    if (black) reasons.push(`ip ${ip.toString()} is blacklisted by ${black} (403)`);
+    const white = findRange(ip, rules.whitelist);
+    if (white) notes.push(`ip ${ip.toString()} is whitelisted by ${white}: exempt from throttling`);
+  }
+  const filter = findMailFilter(mail.trim(), rules);
+  if (filter) reasons.push(`mail matches filter ${JSON.stringify(filter)} (403)`);
+  return { allowed: reasons.length === 0, reasons, notes };
+}

@@ -1,0 +1,61 @@
+import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
+
+/**
+ * A counter of attempts per key. Backed by rate-limiter-flexible; the backing limiter is chosen
+ * where the context is built (memory now, a shared store when several processes must agree).
+ */
+export interface Limiter {
+  /** Takes one point. Resolves to null when allowed, or the milliseconds until the key may try again. */
+  take(key: string): Promise<number | null>;
+  /** Returns a point taken by a request that was refused later for another reason. */
+  giveBack(key: string): Promise<void>;
+  /** Milliseconds until the key may try again, or null; takes nothing. */
+  blockedFor(key: string): Promise<number | null>;
+}
+
+export class FlexibleLimiter implements Limiter {
+  constructor(private readonly backing: RateLimiterAbstract) {}
+
+  async take(key: string): Promise<number | null> {
+    try {
+      await this.backing.consume(key, 1);
+      return null;
+    } catch (err) {
+      if (err instanceof RateLimiterRes) return Math.max(err.msBeforeNext, 1);
+      throw err;
+    }
+  }
+
+  async giveBack(key: string): Promise<void> {
+    await this.backing.reward(key, 1);
+  }
+
+  async blockedFor(key: string): Promise<number | null> {
+    const res = await this.backing.get(key);
+    if (res && res.consumedPoints >= this.backing.points) return Math.max(res.msBeforeNext, 1);
+    return null;
+  }
+}
+
+/** Bad auth_token attempts allowed per peer address and window before it is answered 429. */
+export const AUTH_FAILURE_POINTS = 10;
+export const AUTH_FAILURE_WINDOW_SECONDS = 60;
+
+export interface Limiters {
+  /** One registration per end-user IP per `throttleSeconds`; null when throttling is off. */
+  throttle: Limiter | null;
+  /** Bad auth_token attempts per peer address. */
+  authFailures: Limiter;
+}
+
+export function createMemoryLimiters(throttleSeconds: number, keyPrefix = "gh"): Limiters {
+  return {
+    throttle:
+      throttleSeconds > 0
+        ? new FlexibleLimiter(new RateLimiterMemory({ keyPrefix: `${keyPrefix}:throttle`, points: 1, duration: throttleSeconds }))
+        : null,
+    authFailures: new FlexibleLimiter(
+      new RateLimiterMemory({ keyPrefix: `${keyPrefix}:auth`, points: AUTH_FAILURE_POINTS, duration: AUTH_FAILURE_WINDOW_SECONDS }),
+    ),
+  };
+}

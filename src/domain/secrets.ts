@@ -1,0 +1,67 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** Where randomness comes from; tests may swap it, production uses the CSPRNG. */
+export type RandomSource = (size: number) => Buffer;
+export const cryptoRandom: RandomSource = (size) => randomBytes(size);
+
+/** A URL-safe token with 256 bits of entropy. */
+export function createToken(random: RandomSource, bytes = 32): string {
+  return random(bytes).toString("base64url");
+}
+
+/** Tokens are high-entropy, so a plain SHA-256 is enough to store them without making them usable. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** Addresses are low-entropy: only a keyed hash keeps them from being guessed back out of the store. */
+export function hashMail(secret: string, mail: string): string {
+  return createHmac("sha256", secret).update(normalizeMail(mail), "utf8").digest("hex");
+}
+
+export function normalizeMail(mail: string): string {
+  return mail.trim().toLowerCase();
+}
+
+/**
+ * Compares a presented secret with every accepted one without short-circuiting, so neither the
+ * position of a match nor the length of a candidate shows in the timing.
+ */
+export function matchesAnySecret(presented: string, accepted: readonly string[]): boolean {
+  const digest = createHash("sha256").update(presented, "utf8").digest();
+  let found = false;
+  for (const candidate of accepted) {
+    const other = createHash("sha256").update(candidate, "utf8").digest();
+    found = timingSafeEqual(digest, other) || found;
+  }
+  return found;
+}
+
+export function sign(secret: string, payload: string): string {
+  return createHmac("sha256", secret).update(payload, "utf8").digest("hex");
+}
+
+/**
+ * Outbox payloads carry what one mail needs (the address, the link with its token) until it is sent;
+ * they are sealed with a key derived from the service secret so the database file never holds them in the clear.
+ */
+export class Sealer {
+  readonly #key: Buffer;
+  constructor(secret: string) {
+    this.#key = Buffer.from(hkdfSync("sha256", secret, "gatehouse", "outbox-payload", 32));
+  }
+
+  seal(plain: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.#key, iv);
+    const body = Buffer.concat([cipher.update(plain, "utf8"), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64");
+  }
+
+  open(sealed: string): string {
+    const data = Buffer.from(sealed, "base64");
+    const decipher = createDecipheriv("aes-256-gcm", this.#key, data.subarray(0, 12));
+    decipher.setAuthTag(data.subarray(12, 28));
+    return Buffer.concat([decipher.update(data.subarray(28)), decipher.final()]).toString("utf8");
+  }
+}

@@ -1,0 +1,74 @@
+/** Every expected refusal has a code here; its HTTP status comes from this catalogue only. */
+export type ErrorCode =
+  | "NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
+  | "HTTPS_REQUIRED"
+  | "BODY_TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "MALFORMED_REQUEST"
+  | "AUTH_TOKEN_INVALID"
+  | "TOO_MANY_ATTEMPTS"
+  | "IP_BLACKLISTED"
+  | "MAIL_FILTERED"
+  | "USERNAME_INVALID"
+  | "PASSWORD_TOO_SHORT"
+  | "USERNAME_RESERVED"
+  | "USERNAME_PENDING"
+  | "USERNAME_TAKEN"
+  | "THROTTLED"
+  | "MAIL_TAKEN"
+  | "TOKEN_UNKNOWN";
+
+export function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case "MALFORMED_REQUEST":
+    case "PASSWORD_TOO_SHORT":
+      return 400;
+    case "AUTH_TOKEN_INVALID":
+    case "USERNAME_PENDING":
+      return 401;
+    case "HTTPS_REQUIRED":
+    case "IP_BLACKLISTED":
+    case "MAIL_FILTERED":
+    case "USERNAME_RESERVED":
+      return 403;
+    case "NOT_FOUND":
+    case "TOKEN_UNKNOWN":
+      return 404;
+    case "METHOD_NOT_ALLOWED":
+      return 405;
+    case "USERNAME_INVALID":
+      return 406;
+    case "USERNAME_TAKEN":
+    case "MAIL_TAKEN":
+      return 409;
+    case "BODY_TOO_LARGE":
+      return 413;
+    case "UNSUPPORTED_MEDIA_TYPE":
+      return 415;
+    case "TOO_MANY_ATTEMPTS":
+      return 429;
+    case "THROTTLED":
+      return 503;
+  }
+}
+
+export interface AppErrorOptions {
+  /** Seconds, for 429/503. */
+  retryAfter?: number;
+  /** Methods, for 405. */
+  allow?: string[];
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(readonly code: ErrorCode, message: string, readonly options: AppErrorOptions = {}) {
+    super(message);
+    this.name = "AppError";
+    this.status = statusOf(code);
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}

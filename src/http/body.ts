@@ -1,0 +1,88 @@
+import type { Context } from "koa";
+import getRawBody from "raw-body";
+import validator from "validator";
+import { AppError } from "../errors.ts";
+import { parseIp } from "../domain/filters.ts";
+import type { RegistrationRequest } from "../domain/registration.ts";
+
+/** mod_register_json bodies and forms alike: anything larger is refused before it is read whole. */
+export const BODY_LIMIT = 64 * 1024;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads the request body into memory, refusing (413) as soon as it passes the limit. */
+export async function readBody(ctx: Context, limit = BODY_LIMIT): Promise<Buffer> {
+  const encoding = (ctx.get("content-encoding") || "identity").toLowerCase();
+  if (encoding !== "identity") throw new AppError("UNSUPPORTED_MEDIA_TYPE", `content-encoding ${encoding} is not accepted`);
+  try {
+    return await getRawBody(ctx.req, { limit, length: ctx.get("content-length") || undefined });
+  } catch (err) {
+    const type = (err as { type?: string }).type;
+    if (type === "entity.too.large") throw new AppError("BODY_TOO_LARGE", `body is larger than ${limit} bytes`);
+    throw new AppError("MALFORMED_REQUEST", "the request body could not be read");
+  }
+}
+
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new AppError("MALFORMED_REQUEST", "body is not valid UTF-8");
+  }
+}
+
+// Standard and URL-safe alphabets, padding optional; whitespace (line wrapping) is removed first.
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+export function decodeBase64(text: string): Buffer {
+  const compact = text.replace(/\s+/g, "");
+  if (compact.length === 0 || !BASE64.test(compact) || compact.replace(/=+$/, "").length % 4 === 1) {
+    throw new AppError("MALFORMED_REQUEST", "body is not base64");
+  }
+  return Buffer.from(compact, "base64");
+}
+
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError("MALFORMED_REQUEST", "body is not valid JSON");
+  }
+}
+
+const FIELDS = ["username", "password", "ip", "mail", "auth_token"] as const;
+
+/** DESIGN §3 row 4: base64 of a JSON object with five string fields, a real IP and a mail address. */
+export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationRequest {
+  const text = isJson ? decodeUtf8(body) : decodeUtf8(decodeBase64(body.toString("latin1")));
+  const value = parseJson(text);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new AppError("MALFORMED_REQUEST", "body must be a JSON object");
+  }
+  const record = value as Record<string, unknown>;
+  for (const field of FIELDS) {
+    if (typeof record[field] !== "string") throw new AppError("MALFORMED_REQUEST", `field ${field} is missing or not a string`);
+  }
+  const request = Object.fromEntries(FIELDS.map((f) => [f, record[f] as string])) as unknown as RegistrationRequest;
+  if (!parseIp(request.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
+  if (request.mail.length > 254 || !validator.isEmail(request.mail.trim())) {
+    throw new AppError("MALFORMED_REQUEST", "mail is not a mail address");
+  }
+  return request;
+}
+
+/** A small form or JSON body, as the verify pages post it. */
+export async function readForm(ctx: Context): Promise<Record<string, string>> {
+  const body = await readBody(ctx);
+  const text = decodeUtf8(body);
+  if (ctx.is("application/json")) {
+    const value = parseJson(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new AppError("MALFORMED_REQUEST", "body must be a JSON object");
+    }
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === "string"),
+    );
+  }
+  return Object.fromEntries(new URLSearchParams(text));
+}

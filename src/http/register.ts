@@ -1,0 +1,22 @@
+import Router from "@koa/router";
+import type { AppContext } from "../context.ts";
+import { AppError } from "../errors.ts";
+import { registerPending, type RegisterDeps } from "../domain/registration.ts";
+import { decodeRegistration, readBody } from "./body.ts";
+
+/** mod_register_json's servlet: POST {basePath} with a base64-encoded JSON registration. */
+export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config">): Router {
+  const router = new Router();
+  router.all(deps.config.register.basePath, async (ctx) => {
+    if (ctx.method !== "POST") throw new AppError("METHOD_NOT_ALLOWED", "use POST", { allow: ["POST"] });
+    if (deps.config.register.secure && !ctx.secure) throw new AppError("HTTPS_REQUIRED", "registrations are only accepted over HTTPS");
+    const body = await readBody(ctx);
+    const input = decodeRegistration(body, ctx.is("application/json") === "application/json");
+    ctx.state.endUserIp = input.ip;
+    const pending = await registerPending(deps, input, ctx.ip);
+    ctx.type = "text/plain; charset=utf-8";
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = pending.token;
+  });
+  return router;
+}

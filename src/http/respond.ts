@@ -1,0 +1,17 @@
+import type { Context } from "koa";
+import type { PageModels, PageName, Templates } from "../templates.ts";
+
+// Pages carry tokens in their URLs: never leak them in Referer, never let them be framed or scripted.
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+export function wantsJson(ctx: Context): boolean {
+  return ctx.accepts("html", "json") === "json";
+}
+
+export function sendPage<N extends PageName>(ctx: Context, templates: Templates, name: N, model: PageModels[N], status = 200): void {
+  ctx.status = status;
+  ctx.type = "text/html; charset=utf-8";
+  ctx.set("Content-Security-Policy", PAGE_CSP);
+  ctx.set("Cache-Control", "no-store");
+  ctx.body = templates.page(name, model);
+}

@@ -1,0 +1,67 @@
+import Router from "@koa/router";
+import type { Context } from "koa";
+import type { AppContext } from "../context.ts";
+import { AppError } from "../errors.ts";
+import { completeVerification, findVerification, type VerifyDeps } from "../domain/verification.ts";
+import { readForm } from "./body.ts";
+import { sendPage, wantsJson } from "./respond.ts";
+
+export type VerifyRouteDeps = VerifyDeps & Pick<AppContext, "templates">;
+
+// Real tokens are 43 characters; anything far longer is not worth hashing.
+const MAX_TOKEN_LENGTH = 256;
+
+function checkToken(token: string | undefined): string {
+  const trimmed = (token ?? "").trim();
+  if (trimmed.length === 0 || trimmed.length > MAX_TOKEN_LENGTH) {
+    throw new AppError("TOKEN_UNKNOWN", "this verification code is unknown or has expired");
+  }
+  return trimmed;
+}
+
+async function complete(ctx: Context, deps: VerifyRouteDeps, token: string): Promise<void> {
+  const result = await completeVerification(deps, checkToken(token));
+  ctx.set("Cache-Control", "no-store");
+  if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive };
+  else sendPage(ctx, deps.templates, "verify-success", result);
+}
+
+/** The verification pages: Prosody's form, the mailed link's confirm page, and completion. */
+export function verifyRouter(deps: VerifyRouteDeps): Router {
+  const base = `${deps.config.register.basePath}verify/`;
+  const router = new Router();
+  router.use((ctx, next) => {
+    ctx.state.page = true;
+    ctx.state.verifyBase = base;
+    return next();
+  });
+
+  router.get(base, (ctx) => {
+    sendPage(ctx, deps.templates, "verify-form", { action: base });
+  });
+
+  router.post(base, async (ctx) => {
+    const form = await readForm(ctx);
+    await complete(ctx, deps, form["uuid"] ?? form["token"] ?? "");
+  });
+
+  router.get(`${base}:token`, async (ctx) => {
+    const token = checkToken(ctx.params["token"]);
+    const view = await findVerification(deps, token);
+    if (view.expiresAt === null) {
+      sendPage(ctx, deps.templates, "verify-success", { username: view.username, alreadyActive: true });
+      return;
+    }
+    sendPage(ctx, deps.templates, "verify-confirm", {
+      action: `${base}${encodeURIComponent(token)}`,
+      username: view.username,
+      expiresAt: new Date(view.expiresAt).toUTCString(),
+    });
+  });
+
+  router.post(`${base}:token`, async (ctx) => {
+    await complete(ctx, deps, ctx.params["token"] ?? "");
+  });
+
+  return router;
+}

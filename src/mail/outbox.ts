@@ -1,0 +1,156 @@
+import type { AppContext } from "../context.ts";
+import { sign } from "../domain/secrets.ts";
+import type { NewOutboxItem, OutboxItem } from "../store/store.ts";
+import type { MailModels, MailName } from "../templates.ts";
+import { isPermanentMailError } from "./transport.ts";
+
+/** What a queued mail carries: the template, the address and the model, sealed at rest. */
+export interface MailPayload<N extends MailName = MailName> {
+  template: N;
+  to: string;
+  model: MailModels[N];
+}
+
+export interface EventPayload {
+  type: "user-registered";
+  occurredAt: string;
+  data: Record<string, unknown>;
+}
+
+export type OutboxDeps = Pick<AppContext, "store" | "mailer" | "clock" | "log" | "sealer" | "templates" | "config">;
+
+export function queueMail<N extends MailName>(deps: Pick<AppContext, "sealer">, payload: MailPayload<N>, now: number): NewOutboxItem {
+  return { kind: "mail", payload: deps.sealer.seal(JSON.stringify(payload)), createdAt: now };
+}
+
+export function queueEvent(deps: Pick<AppContext, "sealer">, event: EventPayload, now: number): NewOutboxItem {
+  return { kind: "event", payload: deps.sealer.seal(JSON.stringify(event)), createdAt: now };
+}
+
+/** Retry delays: 2 s doubling to 10 min; after MAX_ATTEMPTS a message is marked failed and left for an admin. */
+export const MAX_ATTEMPTS = 25;
+export function backoffMs(attempts: number): number {
+  return Math.min(2_000 * 2 ** Math.max(attempts - 1, 0), 600_000);
+}
+
+const LEASE_MS = 120_000;
+const POLL_MS = 1_000;
+
+class PermanentFailure extends Error {}
+
+/**
+ * Sends what the outbox holds. Rows are leased, not locked, so a sender that dies mid-send
+ * leaves rows that another sender picks up once the lease runs out.
+ */
+export class OutboxSender {
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #stopped = false;
+
+  constructor(private readonly deps: OutboxDeps, private readonly pollMs = POLL_MS) {}
+
+  start(): void {
+    this.#stopped = false;
+    this.#timer = setInterval(() => this.kick(), this.pollMs);
+    this.#timer.unref();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#running;
+  }
+
+  /** Runs a pass now, or right after the one in progress. */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#drain()
+      .catch((err: unknown) => this.deps.log.error({ err: String(err) }, "outbox pass failed"))
+      .finally(() => {
+        this.#running = null;
+        if (this.#again) {
+          this.#again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Sends every due item; resolves when none is left. For tests and the CLI. */
+  async drain(): Promise<void> {
+    await this.#running;
+    await this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const now = this.deps.clock.now();
+      const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, 20);
+      if (items.length === 0 || this.#stopped) return;
+      for (const item of items) await this.#deliver(item);
+    }
+  }
+
+  async #deliver(item: OutboxItem): Promise<void> {
+    const { store, clock, log } = this.deps;
+    try {
+      const payload = JSON.parse(this.deps.sealer.open(item.payload)) as MailPayload | EventPayload;
+      if (item.kind === "mail") await this.#sendMail(payload as MailPayload, item);
+      else await this.#sendEvent(payload as EventPayload, item);
+      await store.markOutboxSent(item.id, clock.now());
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      const permanent = err instanceof PermanentFailure || isPermanentMailError(err);
+      if (permanent || item.attempts >= MAX_ATTEMPTS) {
+        log.error({ outboxId: item.id, kind: item.kind, attempts: item.attempts, reason }, "outbox item failed for good");
+        await store.markOutboxFailed(item.id, reason, clock.now());
+      } else {
+        const delay = backoffMs(item.attempts);
+        log.warn({ outboxId: item.id, kind: item.kind, attempts: item.attempts, retryInMs: delay, reason }, "outbox send failed, will retry");
+        await store.markOutboxRetry(item.id, clock.now() + delay, reason);
+      }
+    }
+  }
+
+  async #sendMail(payload: MailPayload, item: OutboxItem): Promise<void> {
+    const rendered = this.deps.templates.mail(payload.template, payload.model);
+    const mailer = this.deps.mailer;
+    const result = await mailer.send({ to: payload.to, ...rendered });
+    // Only the local-directory transport (the development default) logs the link: there the
+    // operator reads the mail from disk anyway, and the design asks for the link in the log.
+    if (mailer.isLocalDirectory) {
+      this.deps.log.info({ outboxId: item.id, file: result.file, link: payload.model.link }, "verification mail written");
+    } else {
+      this.deps.log.info({ outboxId: item.id, transport: mailer.description }, "mail sent");
+    }
+  }
+
+  async #sendEvent(event: EventPayload, item: OutboxItem): Promise<void> {
+    const webhook = this.deps.config.events?.webhook;
+    if (!webhook) return;
+    const body = JSON.stringify(event);
+    const timestamp = Math.floor(this.deps.clock.now() / 1000).toString();
+    const response = await fetch(webhook.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-gatehouse-event": event.type,
+        "x-gatehouse-delivery": String(item.id),
+        // Signed over "timestamp.body" so a receiver can refuse stale replays.
+        "x-gatehouse-signature": `t=${timestamp},v1=${sign(webhook.secret, `${timestamp}.${body}`)}`,
+      },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+      throw new PermanentFailure(`webhook answered ${response.status}`);
+    }
+    if (!response.ok) throw new Error(`webhook answered ${response.status}`);
+  }
+}

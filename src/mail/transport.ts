@@ -1,0 +1,71 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import nodemailer from "nodemailer";
+import type { Config } from "../config.ts";
+
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface MailTransport {
+  /** Where mail goes, for logs; never includes credentials. */
+  readonly description: string;
+  /** True for `dir:` transports, the development default, where links may be logged for convenience. */
+  readonly isLocalDirectory: boolean;
+  send(message: MailMessage): Promise<{ file?: string }>;
+  close(): void;
+}
+
+/** Whether a send failure is the receiving server's final word (5xx) rather than something to retry. */
+export function isPermanentMailError(err: unknown): boolean {
+  const code = (err as { responseCode?: unknown }).responseCode;
+  return typeof code === "number" && code >= 500 && code < 600;
+}
+
+function describeSmtp(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return "smtp";
+  }
+}
+
+export function createMailTransport(mail: Config["mail"]): MailTransport {
+  const from = mail.from;
+  if (typeof mail.transport === "string" && mail.transport.startsWith("dir:")) {
+    const dir = resolve(mail.transport.slice(4));
+    const writer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" });
+    return {
+      description: `dir:${dir}`,
+      isLocalDirectory: true,
+      async send(message) {
+        const info = await writer.sendMail({ from, ...message });
+        await mkdir(dir, { recursive: true });
+        const file = join(dir, `${Date.now()}-${randomBytes(4).toString("hex")}.eml`);
+        await writeFile(file, info.message as Buffer, { mode: 0o600 });
+        return { file };
+      },
+      close() {},
+    };
+  }
+  const transport =
+    typeof mail.transport === "string"
+      ? nodemailer.createTransport(mail.transport)
+      : nodemailer.createTransport(mail.transport as Parameters<typeof nodemailer.createTransport>[0]);
+  return {
+    description: typeof mail.transport === "string" ? describeSmtp(mail.transport) : "smtp (options)",
+    isLocalDirectory: false,
+    async send(message) {
+      await transport.sendMail({ from, ...message });
+      return {};
+    },
+    close() {
+      transport.close();
+    },
+  };
+}

@@ -1,0 +1,276 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type {
+  AccountSummary,
+  ActivateResult,
+  InsertPendingResult,
+  NewOutboxItem,
+  NewPending,
+  OutboxItem,
+  PendingSummary,
+  Store,
+  TokenLookup,
+} from "../store.ts";
+import { SQLITE_MIGRATIONS } from "./migrations.ts";
+
+type Row = Record<string, unknown>;
+
+function toAccount(row: Row): AccountSummary {
+  return {
+    id: Number(row["id"]),
+    username: String(row["username"]),
+    createdAt: Number(row["created_at"]),
+    hasMail: row["mail_hash"] != null,
+  };
+}
+
+/** Which unique column a constraint error names, so a lost race maps to the right refusal. */
+function uniqueViolation(err: unknown): string | null {
+  const e = err as { code?: string; message?: string };
+  if (e.code !== "SQLITE_CONSTRAINT_UNIQUE" && e.code !== "SQLITE_CONSTRAINT_PRIMARYKEY") return null;
+  const match = /UNIQUE constraint failed: \w+\.(\w+)/.exec(e.message ?? "");
+  return match?.[1] ?? "unknown";
+}
+
+export class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  readonly #db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    this.#db = new Database(file);
+    this.#db.pragma("journal_mode = WAL");
+    // FULL: a registration answered 200 must survive a crash right after the answer.
+    this.#db.pragma("synchronous = FULL");
+    this.#db.pragma("busy_timeout = 5000");
+    // Deleted rows (sent mail payloads, voided registrations) are overwritten, not left in free pages.
+    this.#db.pragma("secure_delete = ON");
+  }
+
+  static open(url: string): SqliteStore {
+    return new SqliteStore(url.replace(/^sqlite:/, ""));
+  }
+
+  async migrate(): Promise<void> {
+    const db = this.#db;
+    const apply = db.transaction(() => {
+      const version = Number(db.pragma("user_version", { simple: true }));
+      for (let i = version; i < SQLITE_MIGRATIONS.length; i++) {
+        db.exec(SQLITE_MIGRATIONS[i]!);
+        db.pragma(`user_version = ${i + 1}`);
+      }
+    });
+    apply.immediate();
+  }
+
+  async loadSecret(candidate: string): Promise<string> {
+    this.#db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)").run(candidate);
+    const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'secret'").get() as Row;
+    return String(row["value"]);
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare("SELECT 1").get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  async findNameHolder(username: string, now: number): Promise<"pending" | "account" | null> {
+    const row = this.#db
+      .prepare("SELECT state FROM users WHERE username = ? AND (state = 'active' OR expires_at > ?)")
+      .get(username, now) as Row | undefined;
+    if (!row) return null;
+    return row["state"] === "active" ? "account" : "pending";
+  }
+
+  async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
+    const row = this.#db
+      .prepare("SELECT 1 FROM users WHERE mail_hash = ? AND (state = 'active' OR expires_at > ?)")
+      .get(mailHash, now);
+    return row !== undefined;
+  }
+
+  async insertPending(pending: NewPending, outbox: NewOutboxItem[]): Promise<InsertPendingResult> {
+    const db = this.#db;
+    const run = db.transaction((): InsertPendingResult => {
+      const expired = db
+        .prepare(
+          "SELECT id FROM users WHERE state = 'pending' AND expires_at <= ? AND (username = ? OR mail_hash = ?)",
+        )
+        .all(pending.createdAt, pending.username, pending.mailHash) as Row[];
+      for (const row of expired) this.#deletePendingRow(Number(row["id"]));
+      const result = db
+        .prepare(
+          `INSERT INTO users (username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
+           VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)`,
+        )
+        .run(
+          pending.username,
+          pending.passwordHash,
+          pending.mailHash,
+          pending.tokenHash,
+          pending.ip,
+          pending.createdAt,
+          pending.expiresAt,
+        );
+      const id = Number(result.lastInsertRowid);
+      for (const item of outbox) this.#insertOutbox(item, id);
+      return { ok: true, id };
+    });
+    try {
+      return run.immediate();
+    } catch (err) {
+      const column = uniqueViolation(err);
+      if (column === "username") return { ok: false, conflict: "username" };
+      if (column === "mail_hash") return { ok: false, conflict: "mail" };
+      throw err;
+    }
+  }
+
+  #deletePendingRow(id: number): void {
+    this.#db.prepare("DELETE FROM outbox WHERE user_id = ? AND kind = 'mail' AND state = 'queued'").run(id);
+    this.#db.prepare("DELETE FROM users WHERE id = ? AND state = 'pending'").run(id);
+  }
+
+  #insertOutbox(item: NewOutboxItem, userId: number | null): void {
+    this.#db
+      .prepare(
+        "INSERT INTO outbox (kind, user_id, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+      )
+      .run(item.kind, userId, item.payload, item.createdAt, item.createdAt);
+  }
+
+  async findByTokenHash(tokenHash: string, now: number): Promise<TokenLookup | null> {
+    const row = this.#db
+      .prepare("SELECT username, state, expires_at FROM users WHERE token_hash = ?")
+      .get(tokenHash) as Row | undefined;
+    if (!row) return null;
+    if (row["state"] === "active") return { state: "active", username: String(row["username"]) };
+    const expiresAt = Number(row["expires_at"]);
+    if (expiresAt <= now) return null;
+    return { state: "pending", username: String(row["username"]), expiresAt };
+  }
+
+  async activatePending(
+    tokenHash: string,
+    now: number,
+    events: (account: AccountSummary) => NewOutboxItem[],
+  ): Promise<ActivateResult | null> {
+    const db = this.#db;
+    const run = db.transaction((): ActivateResult | null => {
+      const row = db
+        .prepare(
+          `UPDATE users SET state = 'active', verified_at = ?, expires_at = NULL, ip = NULL
+           WHERE token_hash = ? AND state = 'pending' AND expires_at > ?
+           RETURNING id, username, created_at, mail_hash`,
+        )
+        .get(now, tokenHash, now) as Row | undefined;
+      if (row) {
+        const account = toAccount(row);
+        for (const item of events(account)) this.#insertOutbox(item, account.id);
+        return { outcome: "created", account };
+      }
+      const active = db
+        .prepare("SELECT username FROM users WHERE token_hash = ? AND state = 'active'")
+        .get(tokenHash) as Row | undefined;
+      return active ? { outcome: "already-active", username: String(active["username"]) } : null;
+    });
+    return run.immediate();
+  }
+
+  async listPending(now: number): Promise<PendingSummary[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT u.id, u.username, u.ip, u.created_at, u.expires_at,
+                (SELECT o.state FROM outbox o WHERE o.user_id = u.id AND o.kind = 'mail' ORDER BY o.id DESC LIMIT 1) AS mail_state
+         FROM users u WHERE u.state = 'pending' AND u.expires_at > ? ORDER BY u.created_at, u.id`,
+      )
+      .all(now) as Row[];
+    return rows.map((row) => ({
+      id: Number(row["id"]),
+      username: String(row["username"]),
+      ip: String(row["ip"] ?? ""),
+      createdAt: Number(row["created_at"]),
+      expiresAt: Number(row["expires_at"]),
+      mailStatus: (row["mail_state"] as PendingSummary["mailStatus"] | null) ?? "none",
+    }));
+  }
+
+  async listAccounts(): Promise<AccountSummary[]> {
+    const rows = this.#db
+      .prepare("SELECT id, username, created_at, mail_hash FROM users WHERE state = 'active' ORDER BY username")
+      .all() as Row[];
+    return rows.map(toAccount);
+  }
+
+  async deleteAccount(username: string): Promise<boolean> {
+    const result = this.#db.prepare("DELETE FROM users WHERE username = ? AND state = 'active'").run(username);
+    return result.changes > 0;
+  }
+
+  async deleteExpiredPending(now: number): Promise<number> {
+    const db = this.#db;
+    const run = db.transaction(() => {
+      const rows = db
+        .prepare("SELECT id FROM users WHERE state = 'pending' AND expires_at <= ?")
+        .all(now) as Row[];
+      for (const row of rows) this.#deletePendingRow(Number(row["id"]));
+      return rows.length;
+    });
+    return run.immediate();
+  }
+
+  async forgetTokensVerifiedBefore(before: number): Promise<number> {
+    return this.#db
+      .prepare("UPDATE users SET token_hash = NULL WHERE state = 'active' AND token_hash IS NOT NULL AND verified_at < ?")
+      .run(before).changes;
+  }
+
+  async claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]> {
+    const rows = this.#db
+      .prepare(
+        `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM outbox
+                      WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                      ORDER BY id LIMIT ?)
+         RETURNING id, kind, payload, attempts, user_id`,
+      )
+      .all(leaseUntil, now, now, limit) as Row[];
+    return rows
+      .map((row) => ({
+        id: Number(row["id"]),
+        kind: row["kind"] as OutboxItem["kind"],
+        payload: String(row["payload"]),
+        attempts: Number(row["attempts"]),
+        userId: row["user_id"] == null ? null : Number(row["user_id"]),
+      }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  async markOutboxSent(id: number, now: number): Promise<void> {
+    // The payload held the address and the token; once sent it has no reason to exist.
+    this.#db
+      .prepare("UPDATE outbox SET state = 'sent', payload = NULL, lease_until = NULL, last_error = NULL, done_at = ? WHERE id = ?")
+      .run(now, id);
+  }
+
+  async markOutboxRetry(id: number, nextAttemptAt: number, error: string): Promise<void> {
+    this.#db
+      .prepare("UPDATE outbox SET next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?")
+      .run(nextAttemptAt, error.slice(0, 500), id);
+  }
+
+  async markOutboxFailed(id: number, error: string, now: number): Promise<void> {
+    this.#db
+      .prepare("UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = ?, done_at = ? WHERE id = ?")
+      .run(error.slice(0, 500), now, id);
+  }
+
+  async outboxDepth(): Promise<number> {
+    const row = this.#db.prepare("SELECT count(*) AS n FROM outbox WHERE state = 'queued'").get() as Row;
+    return Number(row["n"]);
+  }
+}

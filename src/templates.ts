@@ -1,0 +1,71 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import Handlebars from "handlebars";
+import { PACKAGE_ROOT } from "./config.ts";
+
+export const TEMPLATE_DIR = join(PACKAGE_ROOT, "templates");
+
+/** What each page template is given. Handlebars escapes every {{value}}; templates must not use {{{ }}}. */
+export interface PageModels {
+  "verify-form": { action: string; error?: string };
+  "verify-confirm": { action: string; username: string; expiresAt: string };
+  "verify-success": { username: string; alreadyActive: boolean };
+  "verify-failure": { action: string };
+  error: { status: number; title: string; message: string };
+}
+
+export interface MailModels {
+  verify: { username: string; link: string; expiresAt: string; siteUrl: string };
+}
+
+export type PageName = keyof PageModels;
+export type MailName = keyof MailModels;
+
+export interface RenderedMail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/**
+ * Templates are read from disk once per load (start-up and config reload), so an operator's
+ * replacement takes effect on SIGHUP without a restart.
+ */
+export class Templates {
+  readonly #pages = new Map<string, Handlebars.TemplateDelegate>();
+  readonly #mail = new Map<string, { subject: Handlebars.TemplateDelegate; text: Handlebars.TemplateDelegate; html: Handlebars.TemplateDelegate }>();
+
+  constructor(dir = TEMPLATE_DIR) {
+    const hb = Handlebars.create();
+    const pageDir = join(dir, "pages");
+    for (const file of readdirSync(pageDir)) {
+      if (!file.endsWith(".hbs")) continue;
+      const source = readFileSync(join(pageDir, file), "utf8");
+      const name = file.slice(0, -4);
+      if (name.startsWith("_")) hb.registerPartial(name.slice(1), source);
+      else this.#pages.set(name, hb.compile(source, { strict: false }));
+    }
+    const mailDir = join(dir, "mail");
+    for (const name of ["verify"] satisfies MailName[]) {
+      const read = (suffix: string) => readFileSync(join(mailDir, `${name}.${suffix}`), "utf8");
+      this.#mail.set(name, {
+        // Plain-text parts are not HTML: escaping them would mangle "&" in links.
+        subject: hb.compile(read("subject.txt").trim(), { noEscape: true }),
+        text: hb.compile(read("txt"), { noEscape: true }),
+        html: hb.compile(read("html")),
+      });
+    }
+  }
+
+  page<N extends PageName>(name: N, model: PageModels[N]): string {
+    const template = this.#pages.get(name);
+    if (!template) throw new Error(`missing page template ${name}.hbs`);
+    return template(model);
+  }
+
+  mail<N extends MailName>(name: N, model: MailModels[N]): RenderedMail {
+    const template = this.#mail.get(name);
+    if (!template) throw new Error(`missing mail template ${name}`);
+    return { subject: template.subject(model).replace(/[\r\n]+/g, " "), text: template.text(model), html: template.html(model) };
+  }
+}
