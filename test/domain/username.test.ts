@@ -4,13 +4,13 @@ import { prepareUsername } from "../../src/domain/username.ts";
 
 function accepted(input: string): string {
   const result = prepareUsername(input);
-  if (!result.ok) assert.fail(`expected ${JSON.stringify(input)} to be accepted, got: ${result.reason}`);
+  if (!result.ok) assert.fail(`${JSON.stringify(input)} was refused: ${result.reason}`);
   return result.username;
 }
 
 function refusal(input: string): string {
   const result = prepareUsername(input);
-  if (result.ok) assert.fail(`expected ${JSON.stringify(input)} to be refused, got ${JSON.stringify(result.username)}`);
+  if (result.ok) assert.fail(`${JSON.stringify(input)} was accepted as ${JSON.stringify(result.username)}`);
   return result.reason;
 }
 
@@ -79,27 +79,30 @@ describe("mapping", () => {
     assert.equal(refusal("juliet＠example"), "username contains a forbidden character '@'");
   });
 
-  test("a capital letter that has only a lower-case precomposed form is composed after lower-casing", () => {
+  test("a capital with only a lower-case precomposed form is composed after lower-casing", () => {
     // W + U+030A RING ABOVE has no precomposed capital, but w + ring is U+1E98 (ẘ).
     assert.equal(accepted("W\u030A"), "\u1E98");
   });
 
   test("preparing a prepared name gives the same name", () => {
-    for (const input of ["CAROL", "ＡＢＣ", "henry\u2163", "Σ", "ΟΔΟΣ", "İstanbul", "W\u030A", "fußball", "שלום", "l·l"]) {
+    const inputs = ["CAROL", "ＡＢＣ", "henry\u2163", "Σ", "ΟΔΟΣ", "İstanbul", "W\u030A", "fußball", "שלום", "l·l"];
+    for (const input of inputs) {
       const once = accepted(input);
       assert.equal(accepted(once), once, `for ${JSON.stringify(input)}`);
     }
   });
 
   test("preparation is idempotent and never throws on random strings", () => {
-    const pool = [..."aZ9-_.+@ ßΣςİ\u0301\u030A\u0307\u2163Ａｱ각שלАمح٣۳\u200D\uD800\uDC00\u0000♚·", "\u{20000}", "\u{1D400}"];
+    // Lone surrogates, joiners, conjoining jamo, combining marks and both directions, shuffled.
+    const pool = [..."aZ9-_.+@ ßΣςİ\u0301\u030A\u0307\u2163Ａｱ\u1100\u1161\u11A8שלАمح٣۳\u200D"];
+    pool.push("\uD800", "\uDC00", "\0", "♚", "·", "\u{20000}", "\u{1D400}");
     let seed = 42;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const next = () => (seed = (seed * 48271) % 2147483647);
     for (let n = 0; n < 5000; n++) {
       let input = "";
       for (let len = next() % 8; len > 0; len--) input += pool[next() % pool.length];
       const result = prepareUsername(input);
-      if (result.ok) assert.deepEqual(prepareUsername(result.username), result, `for ${JSON.stringify(input)}`);
+      if (result.ok) assert.deepEqual(prepareUsername(result.username), result, JSON.stringify(input));
     }
   });
 });
@@ -191,7 +194,8 @@ describe("bidirectional text", () => {
   });
 
   test("names mixing directions against the Bidi Rule are refused", () => {
-    const reason = "username mixes right-to-left and left-to-right text in a way the Bidi Rule (RFC 5893) forbids";
+    const reason =
+      "username mixes right-to-left and left-to-right text in a way the Bidi Rule (RFC 5893) forbids";
     assert.equal(refusal("abcשלום"), reason);
     assert.equal(refusal("שלוםabc"), reason);
     assert.equal(refusal("1שלום"), reason);

@@ -1,0 +1,35 @@
+import pino, { type DestinationStream, type Logger } from "pino";
+
+/**
+ * JSON lines. Field names that could carry a secret are censored wherever they appear, as a net
+ * under the rule that code never logs them in the first place.
+ */
+export const REDACTED_PATHS = [
+  "password",
+  "*.password",
+  "auth_token",
+  "*.auth_token",
+  "token",
+  "*.token",
+  "secret",
+  "*.secret",
+  "mail",
+  "*.mail",
+  "to",
+  "*.to",
+  "authorization",
+  "*.authorization",
+  "headers.cookie",
+];
+
+export function createLogger(level = "info", destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "gatehouse" },
+      redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination ?? pino.destination({ fd: 1, sync: false }),
+  );
+}

@@ -1,0 +1,153 @@
+import { createHash } from "node:crypto";
+import { watch, watchFile, unwatchFile, readFileSync, type FSWatcher } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { basename, dirname } from "node:path";
+import type { Logger } from "pino";
+import { createApp } from "./app.ts";
+import { loadConfig, restartOnlyChanges, type Config } from "./config.ts";
+import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
+import { OutboxSender } from "./mail/outbox.ts";
+import { openStore } from "./store/open.ts";
+
+export interface ServeOptions {
+  configPath: string;
+  log: Logger;
+  clock?: Clock;
+  /** Overrides config.listen, e.g. port 0 in tests. */
+  listen?: { host?: string; port?: number };
+  /** Watch the config file for edits (default true). */
+  watchConfig?: boolean;
+  outboxPollMs?: number;
+}
+
+export interface RunningService {
+  url: string;
+  ctx: AppContext;
+  server: Server;
+  outbox: OutboxSender;
+  /** Re-reads the config file; false when the new file was refused. */
+  reload(): boolean;
+  close(): Promise<void>;
+}
+
+const SWEEP_MS = 60_000;
+
+function fingerprint(file: string): string | null {
+  try {
+    return createHash("sha256").update(readFileSync(file)).digest("hex");
+  } catch {
+    return null;
+  }
+}
+
+/** load config → open store → build context → createApp(ctx).listen, plus the outbox sender and the config watcher. */
+export async function startService(options: ServeOptions): Promise<RunningService> {
+  const { configPath, log } = options;
+  const config = loadConfig(configPath);
+  const store = await openStore(config.storage);
+  const ctx = await createContext(config, store, { log, clock: options.clock });
+  const outbox = new OutboxSender(ctx, options.outboxPollMs);
+  ctx.notifyOutbox = () => outbox.kick();
+  outbox.start();
+
+  const sweep = async () => {
+    const now = ctx.clock.now();
+    try {
+      const voided = await store.deleteExpiredPending(now);
+      await store.forgetTokensVerifiedBefore(now - ctx.config.register.pendingTtlSeconds * 1000);
+      if (voided > 0) log.info({ count: voided }, "expired pending registrations removed");
+    } catch (err) {
+      log.error({ err: String(err) }, "sweep failed");
+    }
+  };
+  const sweeper = setInterval(sweep, SWEEP_MS);
+  sweeper.unref();
+
+  let loaded = fingerprint(configPath);
+  const reload = (): boolean => {
+    const current = fingerprint(configPath);
+    let next: Config;
+    try {
+      next = loadConfig(configPath);
+    } catch (err) {
+      log.error({ file: configPath, reason: (err as Error).message }, "config reload refused; keeping the last good config");
+      loaded = current;
+      return false;
+    }
+    const restart = restartOnlyChanges(ctx.config, next);
+    try {
+      applyConfig(ctx, next);
+    } catch (err) {
+      log.error({ file: configPath, reason: (err as Error).message }, "config reload refused; keeping the last good config");
+      loaded = current;
+      return false;
+    }
+    loaded = current;
+    if (restart.length > 0) log.warn({ keys: restart }, "config changes that need a restart to take effect");
+    log.info({ file: configPath }, "config reloaded");
+    return true;
+  };
+
+  // Editors save by writing a new file and renaming it over the old one, which ends a watch on
+  // the file itself: watch the directory, and poll the path as a net under platforms without events.
+  let debounce: NodeJS.Timeout | null = null;
+  const onChange = () => {
+    if (debounce) clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      debounce = null;
+      const current = fingerprint(configPath);
+      if (current !== null && current !== loaded) reload();
+    }, 150);
+  };
+  let watcher: FSWatcher | null = null;
+  if (options.watchConfig !== false) {
+    try {
+      watcher = watch(dirname(configPath), (_event, name) => {
+        if (name === null || name === basename(configPath)) onChange();
+      });
+      watcher.on("error", () => {});
+    } catch (err) {
+      log.warn({ reason: String(err) }, "cannot watch the config directory; polling only");
+    }
+    watchFile(configPath, { interval: 1000, persistent: false }, onChange);
+  }
+
+  const app = createApp(ctx);
+  const server = app.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  // Slow clients cannot hold a connection open forever with a trickle of body bytes.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 20_000;
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  log.info({ url, storage: store.kind, transport: ctx.mailer.description }, "gatehouse listening");
+
+  let closed = false;
+  return {
+    url,
+    ctx,
+    server,
+    outbox,
+    reload,
+    async close() {
+      if (closed) return;
+      closed = true;
+      watcher?.close();
+      unwatchFile(configPath, onChange);
+      if (debounce) clearTimeout(debounce);
+      clearInterval(sweeper);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await outbox.stop();
+      ctx.mailer.close();
+      await store.close();
+    },
+  };
+}
