@@ -3,6 +3,9 @@ import Koa from "koa";
 import type { Context, Next } from "koa";
 import type { AppContext } from "./context.ts";
 import { AppError, isAppError } from "./errors.ts";
+import { apiRouter } from "./http/api.ts";
+import { invitePageRouter } from "./http/invite-page.ts";
+import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
 import { registerRouter } from "./http/register.ts";
 import { sendPage, wantsJson } from "./http/respond.ts";
@@ -112,7 +115,14 @@ export function createApp(ctx: AppContext): Koa {
   app.silent = true;
   app.use(requestLog(ctx));
   app.use(errorMiddleware(ctx));
-  for (const router of [registerRouter(ctx), verifyRouter(ctx), opsRouter(ctx)]) {
+  for (const router of [
+    registerRouter(ctx),
+    verifyRouter(ctx),
+    invitesApiRouter(ctx),
+    apiRouter(ctx),
+    invitePageRouter(ctx),
+    opsRouter(ctx),
+  ]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

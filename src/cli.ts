@@ -1,6 +1,10 @@
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ConfigError, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
+import { systemClock } from "./context.ts";
 import { compileRules, explainFilters } from "./domain/filters.ts";
+import { createInvite, inviteState, listInvites, revokeInvite } from "./domain/invites.ts";
+import { createApiKey, deleteApiKey, listApiKeys } from "./domain/keys.ts";
+import { cryptoRandom } from "./domain/secrets.ts";
 import { prepareUsername } from "./domain/username.ts";
 import { createLogger } from "./log.ts";
 import { startService } from "./main.ts";
@@ -43,6 +47,11 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+function positiveInt(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("must be a positive whole number");
+  return Number(value);
+}
+
 function buildProgram(io: Io, onServe: (file: string | undefined) => Promise<void>): Command {
   const program = new Command("gatehouse")
     .description("a self-hosted signup gate")
@@ -69,12 +78,13 @@ function buildProgram(io: Io, onServe: (file: string | undefined) => Promise<voi
   const users = program.command("users").description("accounts");
   users
     .command("list")
-    .description("list accounts: NAME<TAB>CREATED<TAB>MAIL")
+    .description("list accounts: NAME<TAB>CREATED<TAB>MAIL<TAB>ORIGIN")
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       await withStore(opts.config, async (store) => {
         for (const account of await store.listAccounts()) {
-          io.out(`${account.username}\t${iso(account.createdAt)}\t${account.hasMail ? "mail" : "no-mail"}`);
+          const origin = account.invitedBy === null ? "registered" : `invited by ${account.invitedBy}`;
+          io.out(`${account.username}\t${iso(account.createdAt)}\t${account.hasMail ? "mail" : "no-mail"}\t${origin}`);
         }
       });
     });
@@ -103,6 +113,80 @@ function buildProgram(io: Io, onServe: (file: string | undefined) => Promise<voi
         for (const p of await store.listPending(Date.now())) {
           io.out(`${p.username}\t${p.ip}\t${iso(p.createdAt)}\t${iso(p.expiresAt)}\t${p.mailStatus}`);
         }
+      });
+    });
+
+  const keys = program.command("keys").description("API keys for the invites API");
+  keys
+    .command("create")
+    .description("create a key and print ID/SECRET (shown only this once)")
+    .argument("[name]", "a name to remember the key by", "")
+    .addOption(configOption())
+    .action(async (name: string, opts: { config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        const created = await createApiKey({ store, clock: systemClock, random: cryptoRandom }, name);
+        io.out(created.key);
+      });
+    });
+  keys
+    .command("list")
+    .description("list keys: ID<TAB>NAME")
+    .addOption(configOption())
+    .action(async (opts: { config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        for (const key of await listApiKeys({ store })) io.out(`${key.id}\t${key.name}`);
+      });
+    });
+  keys
+    .command("delete")
+    .description("delete a key; invites it made stay valid")
+    .argument("<id>")
+    .addOption(configOption())
+    .action(async (id: string, opts: { config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        if (!(await deleteApiKey({ store }, id))) throw new CliError(`no API key with id ${JSON.stringify(id)}`);
+        io.out(`deleted ${id}`);
+      });
+    });
+
+  const invites = program.command("invites").description("invitations");
+  invites
+    .command("create")
+    .description("create an invite and print its URL")
+    .addOption(new Option("--uses <n>", "how many accounts it may create").argParser(positiveInt))
+    .addOption(new Option("--ttl <seconds>", "lifetime in seconds (default invites.ttlSeconds)").argParser(positiveInt))
+    .option("--username <name>", "only this username may be registered with it")
+    .addOption(configOption())
+    .action(async (opts: { uses?: number; ttl?: number; username?: string; config?: string }) => {
+      await withStore(opts.config, async (store, config) => {
+        const deps = { config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom };
+        const created = await createInvite(deps, { kind: "admin" }, { uses: opts.uses, ttlSeconds: opts.ttl, username: opts.username });
+        io.out(created.url);
+      });
+    });
+  invites
+    .command("list")
+    .description("list invites: HANDLE<TAB>STATE<TAB>USES-LEFT/USES<TAB>EXPIRES<TAB>ISSUER<TAB>USERNAME")
+    .addOption(configOption())
+    .action(async (opts: { config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        const now = Date.now();
+        for (const invite of await listInvites({ store })) {
+          const state = inviteState(invite, now) ?? "active";
+          io.out(`${invite.handle}\t${state}\t${invite.usesLeft}/${invite.usesTotal}\t${iso(invite.expiresAt)}\t${invite.issuerName}\t${invite.username ?? ""}`);
+        }
+      });
+    });
+  invites
+    .command("revoke")
+    .description("withdraw an invite, named by its handle (or its link)")
+    .argument("<ref>")
+    .addOption(configOption())
+    .action(async (ref: string, opts: { config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        const invite = await revokeInvite({ store, clock: systemClock }, ref);
+        if (!invite) throw new CliError(`no invite ${JSON.stringify(ref)}`);
+        io.out(`revoked ${invite.handle}`);
       });
     });
 

@@ -17,7 +17,14 @@ export type ErrorCode =
   | "USERNAME_TAKEN"
   | "THROTTLED"
   | "MAIL_TAKEN"
-  | "TOKEN_UNKNOWN";
+  | "TOKEN_UNKNOWN"
+  | "API_KEY_INVALID"
+  | "INVITE_NOT_FOUND"
+  | "INVITE_GONE"
+  | "INVITE_NAME_MISMATCH"
+  | "LOGIN_FAILED"
+  | "UNAUTHENTICATED"
+  | "CROSS_SITE_REQUEST";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
@@ -26,14 +33,20 @@ export function statusOf(code: ErrorCode): number {
       return 400;
     case "AUTH_TOKEN_INVALID":
     case "USERNAME_PENDING":
+    case "LOGIN_FAILED":
+    case "UNAUTHENTICATED":
       return 401;
     case "HTTPS_REQUIRED":
+    case "API_KEY_INVALID":
+    case "INVITE_NAME_MISMATCH":
+    case "CROSS_SITE_REQUEST":
     case "IP_BLACKLISTED":
     case "MAIL_FILTERED":
     case "USERNAME_RESERVED":
       return 403;
     case "NOT_FOUND":
     case "TOKEN_UNKNOWN":
+    case "INVITE_NOT_FOUND":
       return 404;
     case "METHOD_NOT_ALLOWED":
       return 405;
@@ -42,6 +55,8 @@ export function statusOf(code: ErrorCode): number {
     case "USERNAME_TAKEN":
     case "MAIL_TAKEN":
       return 409;
+    case "INVITE_GONE":
+      return 410;
     case "BODY_TOO_LARGE":
       return 413;
     case "UNSUPPORTED_MEDIA_TYPE":

@@ -56,6 +56,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     try {
       const voided = await store.deleteExpiredPending(now);
       await store.forgetTokensVerifiedBefore(now - ctx.config.register.pendingTtlSeconds * 1000);
+      await store.deleteExpiredSessions(now);
       if (voided > 0) log.info({ count: voided }, "expired pending registrations removed");
     } catch (err) {
       log.error({ err: String(err) }, "sweep failed");

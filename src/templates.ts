@@ -12,6 +12,18 @@ export interface PageModels {
   "verify-success": { username: string; alreadyActive: boolean };
   "verify-failure": { action: string };
   error: { status: number; title: string; message: string };
+  invite: {
+    action: string;
+    issuerName: string;
+    siteName: string;
+    siteUrl: string;
+    boundUsername?: string;
+    username: string;
+    error?: string;
+    minPasswordLength: number;
+    expiresAt: string;
+  };
+  "invite-success": { username: string; siteName: string; siteUrl: string };
 }
 
 export interface MailModels {

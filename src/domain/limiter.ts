@@ -41,11 +41,17 @@ export class FlexibleLimiter implements Limiter {
 export const AUTH_FAILURE_POINTS = 10;
 export const AUTH_FAILURE_WINDOW_SECONDS = 60;
 
+/** Failed logins allowed per client address, and per account name, in a window. */
+export const LOGIN_FAILURE_POINTS = 10;
+export const LOGIN_FAILURE_WINDOW_SECONDS = 600;
+
 export interface Limiters {
   /** One registration per end-user IP per `throttleSeconds`; null when throttling is off. */
   throttle: Limiter | null;
   /** Bad auth_token attempts per peer address. */
   authFailures: Limiter;
+  /** Failed logins, keyed "ip:ADDRESS" and "name:USERNAME". */
+  loginFailures: Limiter;
 }
 
 export function createMemoryLimiters(throttleSeconds: number, keyPrefix = "gh"): Limiters {
@@ -56,6 +62,9 @@ export function createMemoryLimiters(throttleSeconds: number, keyPrefix = "gh"):
         : null,
     authFailures: new FlexibleLimiter(
       new RateLimiterMemory({ keyPrefix: `${keyPrefix}:auth`, points: AUTH_FAILURE_POINTS, duration: AUTH_FAILURE_WINDOW_SECONDS }),
+    ),
+    loginFailures: new FlexibleLimiter(
+      new RateLimiterMemory({ keyPrefix: `${keyPrefix}:login`, points: LOGIN_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
     ),
   };
 }

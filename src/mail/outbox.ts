@@ -12,7 +12,7 @@ export interface MailPayload<N extends MailName = MailName> {
 }
 
 export interface EventPayload {
-  type: "user-registered";
+  type: "user-registered" | "invite-accepted";
   occurredAt: string;
   data: Record<string, unknown>;
 }

@@ -48,6 +48,64 @@ export interface AccountSummary {
   username: string;
   createdAt: number;
   hasMail: boolean;
+  /** Who issued the invitation this account was made with; null for verified registrations. */
+  invitedBy: string | null;
+}
+
+export interface LoginRecord {
+  id: number;
+  username: string;
+  passwordHash: string;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  secretHash: string;
+  createdAt: number;
+}
+
+export type IssuerKind = "user" | "key" | "admin";
+
+export interface NewInvite {
+  handle: string;
+  tokenHash: string;
+  issuerKind: IssuerKind;
+  issuerId: string;
+  issuerName: string;
+  username: string | null;
+  uses: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface InviteRecord {
+  id: number;
+  handle: string;
+  issuerKind: IssuerKind;
+  issuerId: string;
+  issuerName: string;
+  username: string | null;
+  usesTotal: number;
+  usesLeft: number;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface NewAccount {
+  username: string;
+  passwordHash: string;
+}
+
+export type AcceptInviteResult =
+  | { ok: true; account: AccountSummary }
+  | { ok: false; reason: "gone" | "username-taken" };
+
+export interface SessionRecord {
+  userId: number;
+  username: string;
+  expiresAt: number;
 }
 
 export type TokenLookup =
@@ -91,6 +149,35 @@ export interface Store {
   deleteExpiredPending(now: number): Promise<number>;
   /** Forgets the token hashes of accounts verified before `before` ("already active" is only shown for a while). */
   forgetTokensVerifiedBefore(before: number): Promise<number>;
+
+  findLogin(username: string): Promise<LoginRecord | null>;
+
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKey(id: string): Promise<ApiKeyRecord | null>;
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  deleteApiKey(id: string): Promise<boolean>;
+
+  insertInvite(invite: NewInvite): Promise<InviteRecord>;
+  findInviteByTokenHash(tokenHash: string): Promise<InviteRecord | null>;
+  findInviteByHandle(handle: string): Promise<InviteRecord | null>;
+  listInvites(): Promise<InviteRecord[]>;
+  revokeInvite(id: number, now: number): Promise<boolean>;
+  /**
+   * Uses one of a live invite's uses and creates the account in one transaction: of concurrent
+   * accepts of a one-use invite exactly one wins, and a taken name leaves the invite untouched.
+   */
+  acceptInvite(
+    tokenHash: string,
+    now: number,
+    account: NewAccount,
+    events: (account: AccountSummary) => NewOutboxItem[],
+  ): Promise<AcceptInviteResult>;
+
+  insertSession(tokenHash: string, userId: number, createdAt: number, expiresAt: number): Promise<void>;
+  findSession(tokenHash: string, now: number): Promise<SessionRecord | null>;
+  extendSession(tokenHash: string, expiresAt: number): Promise<void>;
+  deleteSession(tokenHash: string): Promise<void>;
+  deleteExpiredSessions(now: number): Promise<number>;
 
   /** Leases up to `limit` due outbox items until `leaseUntil`; a crashed sender's leases simply run out. */
   claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]>;

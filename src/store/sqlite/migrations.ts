@@ -42,4 +42,39 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
   CREATE INDEX outbox_user ON outbox (user_id);
   `,
+  `
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE invites (
+    id INTEGER PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL UNIQUE,
+    issuer_kind TEXT NOT NULL CHECK (issuer_kind IN ('user', 'key', 'admin')),
+    issuer_id TEXT NOT NULL,
+    issuer_name TEXT NOT NULL,
+    username TEXT,
+    uses_total INTEGER NOT NULL CHECK (uses_total > 0),
+    uses_left INTEGER NOT NULL CHECK (uses_left >= 0),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+
+  CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX sessions_user ON sessions (user_id);
+  CREATE INDEX sessions_expiry ON sessions (expires_at);
+
+  ALTER TABLE users ADD COLUMN invited_by TEXT;
+  ALTER TABLE users ADD COLUMN invite_id INTEGER;
+  `,
 ];

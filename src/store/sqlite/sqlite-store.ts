@@ -2,7 +2,15 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type {
+  AcceptInviteResult,
   AccountSummary,
+  ApiKeyRecord,
+  InviteRecord,
+  IssuerKind,
+  LoginRecord,
+  NewAccount,
+  NewInvite,
+  SessionRecord,
   ActivateResult,
   InsertPendingResult,
   NewOutboxItem,
@@ -22,8 +30,36 @@ function toAccount(row: Row): AccountSummary {
     username: String(row["username"]),
     createdAt: Number(row["created_at"]),
     hasMail: row["mail_hash"] != null,
+    invitedBy: row["invited_by"] == null ? null : String(row["invited_by"]),
   };
 }
+
+function toInvite(row: Row): InviteRecord {
+  return {
+    id: Number(row["id"]),
+    handle: String(row["handle"]),
+    issuerKind: row["issuer_kind"] as IssuerKind,
+    issuerId: String(row["issuer_id"]),
+    issuerName: String(row["issuer_name"]),
+    username: row["username"] == null ? null : String(row["username"]),
+    usesTotal: Number(row["uses_total"]),
+    usesLeft: Number(row["uses_left"]),
+    createdAt: Number(row["created_at"]),
+    expiresAt: Number(row["expires_at"]),
+    revokedAt: row["revoked_at"] == null ? null : Number(row["revoked_at"]),
+  };
+}
+
+function toApiKey(row: Row): ApiKeyRecord {
+  return {
+    id: String(row["id"]),
+    name: String(row["name"]),
+    secretHash: String(row["secret_hash"]),
+    createdAt: Number(row["created_at"]),
+  };
+}
+
+const ACCOUNT_COLUMNS = "id, username, created_at, mail_hash, invited_by";
 
 /** Which unique column a constraint error names, so a lost race maps to the right refusal. */
 function uniqueViolation(err: unknown): string | null {
@@ -46,6 +82,7 @@ export class SqliteStore implements Store {
     this.#db.pragma("busy_timeout = 5000");
     // Deleted rows (sent mail payloads, voided registrations) are overwritten, not left in free pages.
     this.#db.pragma("secure_delete = ON");
+    this.#db.pragma("foreign_keys = ON");
   }
 
   static open(url: string): SqliteStore {
@@ -165,7 +202,7 @@ export class SqliteStore implements Store {
         .prepare(
           `UPDATE users SET state = 'active', verified_at = ?, expires_at = NULL, ip = NULL
            WHERE token_hash = ? AND state = 'pending' AND expires_at > ?
-           RETURNING id, username, created_at, mail_hash`,
+           RETURNING ${ACCOUNT_COLUMNS}`,
         )
         .get(now, tokenHash, now) as Row | undefined;
       if (row) {
@@ -201,7 +238,7 @@ export class SqliteStore implements Store {
 
   async listAccounts(): Promise<AccountSummary[]> {
     const rows = this.#db
-      .prepare("SELECT id, username, created_at, mail_hash FROM users WHERE state = 'active' ORDER BY username")
+      .prepare(`SELECT ${ACCOUNT_COLUMNS} FROM users WHERE state = 'active' ORDER BY username`)
       .all() as Row[];
     return rows.map(toAccount);
   }
@@ -227,6 +264,143 @@ export class SqliteStore implements Store {
     return this.#db
       .prepare("UPDATE users SET token_hash = NULL WHERE state = 'active' AND token_hash IS NOT NULL AND verified_at < ?")
       .run(before).changes;
+  }
+
+  async findLogin(username: string): Promise<LoginRecord | null> {
+    const row = this.#db
+      .prepare("SELECT id, username, password_hash FROM users WHERE username = ? AND state = 'active'")
+      .get(username) as Row | undefined;
+    return row ? { id: Number(row["id"]), username: String(row["username"]), passwordHash: String(row["password_hash"]) } : null;
+  }
+
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    this.#db
+      .prepare("INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
+      .run(key.id, key.name, key.secretHash, key.createdAt);
+  }
+
+  async findApiKey(id: string): Promise<ApiKeyRecord | null> {
+    const row = this.#db.prepare("SELECT * FROM api_keys WHERE id = ?").get(id) as Row | undefined;
+    return row ? toApiKey(row) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return (this.#db.prepare("SELECT * FROM api_keys ORDER BY created_at, id").all() as Row[]).map(toApiKey);
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    return this.#db.prepare("DELETE FROM api_keys WHERE id = ?").run(id).changes > 0;
+  }
+
+  async insertInvite(invite: NewInvite): Promise<InviteRecord> {
+    const row = this.#db
+      .prepare(
+        `INSERT INTO invites (handle, token_hash, issuer_kind, issuer_id, issuer_name, username, uses_total, uses_left, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      )
+      .get(
+        invite.handle,
+        invite.tokenHash,
+        invite.issuerKind,
+        invite.issuerId,
+        invite.issuerName,
+        invite.username,
+        invite.uses,
+        invite.uses,
+        invite.createdAt,
+        invite.expiresAt,
+      ) as Row;
+    return toInvite(row);
+  }
+
+  async findInviteByTokenHash(tokenHash: string): Promise<InviteRecord | null> {
+    const row = this.#db.prepare("SELECT * FROM invites WHERE token_hash = ?").get(tokenHash) as Row | undefined;
+    return row ? toInvite(row) : null;
+  }
+
+  async findInviteByHandle(handle: string): Promise<InviteRecord | null> {
+    const row = this.#db.prepare("SELECT * FROM invites WHERE handle = ?").get(handle) as Row | undefined;
+    return row ? toInvite(row) : null;
+  }
+
+  async listInvites(): Promise<InviteRecord[]> {
+    return (this.#db.prepare("SELECT * FROM invites ORDER BY created_at, id").all() as Row[]).map(toInvite);
+  }
+
+  async revokeInvite(id: number, now: number): Promise<boolean> {
+    return this.#db.prepare("UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(now, id).changes > 0;
+  }
+
+  async acceptInvite(
+    tokenHash: string,
+    now: number,
+    account: NewAccount,
+    events: (account: AccountSummary) => NewOutboxItem[],
+  ): Promise<AcceptInviteResult> {
+    const db = this.#db;
+    class NameTaken extends Error {}
+    const run = db.transaction((): AcceptInviteResult => {
+      const invite = db
+        .prepare(
+          `UPDATE invites SET uses_left = uses_left - 1
+           WHERE token_hash = ? AND uses_left > 0 AND revoked_at IS NULL AND expires_at > ?
+           RETURNING id, issuer_name`,
+        )
+        .get(tokenHash, now) as Row | undefined;
+      if (!invite) return { ok: false, reason: "gone" };
+      // A pending registration that has run out no longer holds its name.
+      db.prepare("DELETE FROM users WHERE username = ? AND state = 'pending' AND expires_at <= ?").run(account.username, now);
+      let row: Row;
+      try {
+        row = db
+          .prepare(
+            `INSERT INTO users (username, password_hash, state, created_at, verified_at, invited_by, invite_id)
+             VALUES (?, ?, 'active', ?, ?, ?, ?) RETURNING ${ACCOUNT_COLUMNS}`,
+          )
+          .get(account.username, account.passwordHash, now, now, invite["issuer_name"], invite["id"]) as Row;
+      } catch (err) {
+        // Throwing rolls the whole transaction back, so the invite keeps its use.
+        if (uniqueViolation(err) === "username") throw new NameTaken();
+        throw err;
+      }
+      const created = toAccount(row);
+      for (const item of events(created)) this.#insertOutbox(item, created.id);
+      return { ok: true, account: created };
+    });
+    try {
+      return run.immediate();
+    } catch (err) {
+      if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
+      throw err;
+    }
+  }
+
+  async insertSession(tokenHash: string, userId: number, createdAt: number, expiresAt: number): Promise<void> {
+    this.#db
+      .prepare("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+      .run(tokenHash, userId, createdAt, expiresAt);
+  }
+
+  async findSession(tokenHash: string, now: number): Promise<SessionRecord | null> {
+    const row = this.#db
+      .prepare(
+        `SELECT s.user_id, s.expires_at, u.username FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ? AND s.expires_at > ? AND u.state = 'active'`,
+      )
+      .get(tokenHash, now) as Row | undefined;
+    return row ? { userId: Number(row["user_id"]), username: String(row["username"]), expiresAt: Number(row["expires_at"]) } : null;
+  }
+
+  async extendSession(tokenHash: string, expiresAt: number): Promise<void> {
+    this.#db.prepare("UPDATE sessions SET expires_at = ? WHERE token_hash = ?").run(expiresAt, tokenHash);
+  }
+
+  async deleteSession(tokenHash: string): Promise<void> {
+    this.#db.prepare("DELETE FROM sessions WHERE token_hash = ?").run(tokenHash);
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    return this.#db.prepare("DELETE FROM sessions WHERE expires_at <= ?").run(now).changes;
   }
 
   async claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]> {

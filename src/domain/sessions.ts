@@ -1,0 +1,67 @@
+import type { AppContext } from "../context.ts";
+import { AppError } from "../errors.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
+import { createToken, hashToken } from "./secrets.ts";
+import { prepareUsername } from "./username.ts";
+
+/** Sessions last 30 days from their last use ("the cookie will expire if it is not used regularly"). */
+export const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
+// Extending on every request would write on every request; once a day is enough.
+const EXTEND_AFTER_MS = 24 * 3600 * 1000;
+
+export type SessionDeps = Pick<AppContext, "store" | "clock" | "random">;
+
+export interface Session {
+  token: string;
+  userId: number;
+  username: string;
+}
+
+export async function createSession(deps: SessionDeps, account: { id: number; username: string }): Promise<Session> {
+  const token = createToken(deps.random, 32);
+  const now = deps.clock.now();
+  await deps.store.insertSession(hashToken(token), account.id, now, now + SESSION_TTL_MS);
+  return { token, userId: account.id, username: account.username };
+}
+
+export async function findSession(deps: SessionDeps, token: string | undefined): Promise<Session | null> {
+  if (!token || token.length > 256) return null;
+  const tokenHash = hashToken(token);
+  const now = deps.clock.now();
+  const found = await deps.store.findSession(tokenHash, now);
+  if (!found) return null;
+  if (found.expiresAt - now < SESSION_TTL_MS - EXTEND_AFTER_MS) await deps.store.extendSession(tokenHash, now + SESSION_TTL_MS);
+  return { token, userId: found.userId, username: found.username };
+}
+
+export async function endSession(deps: SessionDeps, token: string | undefined): Promise<void> {
+  if (token && token.length <= 256) await deps.store.deleteSession(hashToken(token));
+}
+
+let dummyHash: Promise<string> | null = null;
+/** A real Argon2 hash to verify against when the name is unknown, so both answers take as long. */
+function hashForUnknownNames(): Promise<string> {
+  dummyHash ??= hashPassword("gatehouse: no such account");
+  return dummyHash;
+}
+
+export type LoginDeps = SessionDeps & Pick<AppContext, "limiters" | "log">;
+
+/** Name and password to a session; the same 401 whether the name exists or not, and failures are limited. */
+export async function login(deps: LoginDeps, name: string, password: string, peer: string): Promise<Session> {
+  const prepared = prepareUsername(name);
+  const username = prepared.ok ? prepared.username : "";
+  const keys = [`ip:${peer}`, ...(username ? [`name:${username}`] : [])];
+  for (const key of keys) {
+    const wait = await deps.limiters.loginFailures.blockedFor(key);
+    if (wait !== null) throw new AppError("TOO_MANY_ATTEMPTS", "too many failed logins; try again later", { retryAfter: Math.ceil(wait / 1000) });
+  }
+  const account = username ? await deps.store.findLogin(username) : null;
+  const ok = await verifyPassword(account?.passwordHash ?? (await hashForUnknownNames()), password);
+  if (!account || !ok) {
+    for (const key of keys) await deps.limiters.loginFailures.take(key);
+    throw new AppError("LOGIN_FAILED", "name or password is wrong");
+  }
+  deps.log.info({ event: "login", username: account.username, userId: account.id }, "login");
+  return createSession(deps, account);
+}

@@ -1,0 +1,73 @@
+import Router from "@koa/router";
+import type { Context } from "koa";
+import type { AppContext } from "../context.ts";
+import { AppError } from "../errors.ts";
+import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites.ts";
+import { createSession } from "../domain/sessions.ts";
+import type { InviteRecord } from "../store/store.ts";
+import { readForm } from "./body.ts";
+import { sendPage } from "./respond.ts";
+import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
+
+export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates">;
+
+// Refusals that are the person's to fix: the form comes back with the reason and what they typed.
+const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
+
+/** The invite link's page: who invited you, and a signup form that works without JavaScript. */
+export function invitePageRouter(deps: InvitePageDeps): Router {
+  const router = new Router();
+  const siteName = new URL(deps.config.publicUrl).host;
+
+  router.use(async (ctx, next) => {
+    ctx.state.page = true;
+    await next();
+  });
+
+  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; error?: string } = {}, status = 200): void {
+    sendPage(ctx, deps.templates, "invite", {
+      action: `/invite/${encodeURIComponent(token)}`,
+      issuerName: invite.issuerName,
+      siteName,
+      siteUrl: deps.config.publicUrl,
+      boundUsername: invite.username ?? undefined,
+      username: form.username ?? invite.username ?? "",
+      error: form.error,
+      minPasswordLength: deps.config.accounts.minPasswordLength,
+      expiresAt: new Date(invite.expiresAt).toUTCString(),
+    }, status);
+  }
+
+  // Prosody's links look like /invite?TOKEN; ours are /invite/TOKEN. Both work.
+  router.get("/invite", async (ctx) => {
+    const token = decodeURIComponent(ctx.querystring.split("&")[0] ?? "");
+    if (!token) throw new AppError("INVITE_NOT_FOUND", "this invitation does not exist");
+    showForm(ctx, token, await findLiveInvite(deps, token));
+  });
+
+  router.get("/invite/:token", async (ctx) => {
+    const token = ctx.params["token"] ?? "";
+    showForm(ctx, token, await findLiveInvite(deps, token));
+  });
+
+  router.post("/invite/:token", async (ctx) => {
+    refuseCrossSite(ctx, deps.config);
+    const token = ctx.params["token"] ?? "";
+    const invite = await findLiveInvite(deps, token);
+    const form = await readForm(ctx);
+    const username = form["username"] ?? "";
+    try {
+      const account = await acceptInvite(deps, token, username, form["password"] ?? "");
+      setSessionCookie(ctx, deps.config, await createSession(deps, account));
+      sendPage(ctx, deps.templates, "invite-success", { username: account.username, siteName, siteUrl: deps.config.publicUrl });
+    } catch (err) {
+      if (err instanceof AppError && FIXABLE.has(err.code)) {
+        showForm(ctx, token, invite, { username, error: err.message }, err.status);
+        return;
+      }
+      throw err;
+    }
+  });
+
+  return router;
+}

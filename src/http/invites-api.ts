@@ -1,0 +1,78 @@
+import Router from "@koa/router";
+import type { Context } from "koa";
+import type { AppContext } from "../context.ts";
+import { AppError } from "../errors.ts";
+import { createInvite, type InviteDeps } from "../domain/invites.ts";
+import { authenticateApiKey } from "../domain/keys.ts";
+import { readForm } from "./body.ts";
+
+// As mod_invites_api: any origin may call it, the key is what authorizes.
+function setCors(ctx: Context): void {
+  ctx.set("Access-Control-Allow-Origin", "*");
+  ctx.set("Access-Control-Allow-Methods", "OPTIONS, GET, POST");
+  ctx.set("Access-Control-Allow-Headers", "Content-Type, Authorization");
+  ctx.set("Access-Control-Expose-Headers", "Location");
+  ctx.set("Access-Control-Max-Age", "7200");
+}
+
+/** A key as `Authorization: Bearer ID/SECRET`, or `?key=ID/SECRET`. */
+export function presentedKey(ctx: Context, params: Record<string, string | undefined>): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get("authorization"));
+  return match?.[1] ?? params["key"];
+}
+
+/** Query parameters, with those of a POSTed form or JSON object over them. */
+export async function readParams(ctx: Context): Promise<Record<string, string | undefined>> {
+  const params: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(ctx.query)) params[name] = typeof value === "string" ? value : undefined;
+  if (ctx.method === "POST" && (ctx.request.length || ctx.get("transfer-encoding"))) Object.assign(params, await readForm(ctx));
+  return params;
+}
+
+export function parseCount(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new AppError("MALFORMED_REQUEST", `${name} must be a whole number`);
+  return Number(value);
+}
+
+/** mod_invites_api: GET or POST {apiPath} with a key creates an invite (201, or 303 with redirect=true). */
+export function invitesApiRouter(deps: InviteDeps): Router {
+  const router = new Router();
+  router.all(deps.config.invites.apiPath, async (ctx) => {
+    setCors(ctx);
+    if (ctx.method === "OPTIONS") {
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.method !== "GET" && ctx.method !== "POST") {
+      throw new AppError("METHOD_NOT_ALLOWED", "use GET or POST", { allow: ["OPTIONS", "GET", "POST"] });
+    }
+    const params = await readParams(ctx);
+    const key = await authenticateApiKey(deps, presentedKey(ctx, params));
+    if (!key) throw new AppError("API_KEY_INVALID", "a valid API key is required");
+    const created = await createInvite(deps, { kind: "key", id: key.id, name: key.name || key.id }, {
+      uses: parseCount(params["uses"], "uses"),
+      ttlSeconds: parseCount(params["ttl"], "ttl"),
+      username: params["username"],
+    });
+    ctx.set("Location", created.url);
+    ctx.set("Cache-Control", "no-store");
+    if (params["redirect"] === "true") {
+      ctx.status = 303;
+      ctx.type = "text/plain; charset=utf-8";
+      ctx.body = `See Other: ${created.url}`;
+      return;
+    }
+    ctx.status = 201;
+    ctx.body = {
+      id: created.token,
+      url: created.url,
+      handle: created.invite.handle,
+      uses: created.invite.usesTotal,
+      username: created.invite.username,
+      issued_at: new Date(created.invite.createdAt).toISOString(),
+      expires_at: new Date(created.invite.expiresAt).toISOString(),
+    };
+  });
+  return router;
+}

@@ -1,0 +1,419 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runCli } from "../src/cli.ts";
+import { ConfigError, EXAMPLE_CONFIG, loadConfig, PACKAGE_ROOT, parseConfig } from "../src/config.ts";
+import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
+import {
+  captureIo,
+  countLogs,
+  createConfigDir,
+  editConfig,
+  freePort,
+  postRegistrationTo,
+  startTestService,
+  waitFor,
+  type ConfigDir,
+  type TestService,
+} from "./helpers/service.ts";
+
+const MINIMAL = { register: { authTokens: ["t0ken"] } };
+
+/** The problems a ConfigError lists for `raw`; fails when the config is accepted. */
+function problemsOf(raw: unknown): string[] {
+  try {
+    parseConfig(raw, "test.json");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.equal(err.file, "test.json");
+    return err.problems;
+  }
+  assert.fail(`accepted ${JSON.stringify(raw)}`);
+}
+
+function withRegister(register: Record<string, unknown>): Record<string, unknown> {
+  return { register: { authTokens: ["t0ken"], ...register } };
+}
+
+/** Waits until the log has `count` lines starting with `msg`. */
+function waitForLog(svc: TestService, msg: string, count: number): Promise<true> {
+  return waitFor(() => countLogs(svc.logs, msg) >= count, {
+    timeoutMs: 5000,
+    what: `${count} log line(s) "${msg}"; log so far:\n${svc.logs.text()}`,
+  });
+}
+
+async function register(svc: TestService, fields: Parameters<typeof registration>[0] = {}): Promise<number> {
+  return (await postRegistrationTo(svc.service.url, registration(fields))).status;
+}
+
+// --- parseConfig / loadConfig ---------------------------------------------------------------
+
+test("defaults from the DESIGN §2 table fill every key that is left out", () => {
+  const config = parseConfig(MINIMAL);
+  assert.deepEqual(config.listen, { host: "127.0.0.1", port: 8080 });
+  assert.equal(config.publicUrl, "http://localhost:8080");
+  assert.equal(config.trustProxy, false);
+  assert.equal(config.storage, "sqlite:./data/gatehouse.db");
+  assert.equal(config.redis, undefined);
+  assert.equal(config.secret, undefined);
+  assert.deepEqual(config.register, {
+    basePath: "/register_account/",
+    secure: true,
+    authTokens: ["t0ken"],
+    throttleSeconds: 0,
+    blacklist: [],
+    whitelist: [],
+    filteredMails: [],
+    pendingTtlSeconds: 86400,
+    sendMail: true,
+  });
+  assert.equal(config.mail.transport, "dir:./data/mail");
+  assert.equal(typeof config.mail.from, "string");
+  assert.deepEqual(config.invites, { ttlSeconds: 604800, apiPath: "/invites_api" });
+  assert.equal(config.accounts.minPasswordLength, 8);
+  assert.ok(config.accounts.reservedUsernames.includes("admin"));
+  assert.ok(config.accounts.reservedUsernames.includes("root"));
+  assert.equal(config.events, undefined);
+});
+
+test("parseConfig leaves the caller's object alone and keeps values that are given", () => {
+  const raw = { listen: { port: 9000 }, register: { authTokens: ["a", "b"], secure: false, throttleSeconds: 30 } };
+  const before = structuredClone(raw);
+  const config = parseConfig(raw);
+  assert.deepEqual(raw, before);
+  assert.deepEqual(config.listen, { host: "127.0.0.1", port: 9000 });
+  assert.deepEqual(config.register.authTokens, ["a", "b"]);
+  assert.equal(config.register.secure, false);
+  assert.equal(config.register.throttleSeconds, 30);
+});
+
+test("a trailing slash on publicUrl is dropped so links have no double slash", () => {
+  assert.equal(parseConfig({ ...MINIMAL, publicUrl: "https://example.org/" }).publicUrl, "https://example.org");
+});
+
+test("the embedded config.example.json is valid", () => {
+  const config = loadConfig(EXAMPLE_CONFIG);
+  assert.equal(config.listen.port, 8080);
+  assert.equal(config.storage, "sqlite:./data/gatehouse.db");
+});
+
+test("an unknown top-level key is refused by name", () => {
+  assert.deepEqual(problemsOf({ ...MINIMAL, bogus: 1 }), ["bogus: unknown key"]);
+});
+
+test("an unknown nested key is refused with its key path", () => {
+  assert.deepEqual(problemsOf(withRegister({ bogus: true })), ["register.bogus: unknown key"]);
+  assert.deepEqual(problemsOf({ ...MINIMAL, listen: { prot: 80 } }), ["listen.prot: unknown key"]);
+  assert.deepEqual(
+    problemsOf({ ...MINIMAL, events: { webhook: { url: "https://hook.test/", secret: "0123456789abcdef", retries: 3 } } }),
+    ["events.webhook.retries: unknown key"],
+  );
+});
+
+test("a value of the wrong type is refused naming its path", () => {
+  const [throttle] = problemsOf(withRegister({ throttleSeconds: "10" }));
+  assert.match(throttle!, /^register\.throttleSeconds: .*integer/);
+  const [port] = problemsOf({ ...MINIMAL, listen: { port: "8080" } });
+  assert.match(port!, /^listen\.port: .*integer/);
+  const [secure] = problemsOf(withRegister({ secure: "yes" }));
+  assert.match(secure!, /^register\.secure: .*boolean/);
+  const [tokens] = problemsOf({ register: { authTokens: "t0ken" } });
+  assert.match(tokens!, /^register\.authTokens: .*array/);
+});
+
+test("every problem of a file is named at once", () => {
+  const problems = problemsOf({ bogus: 1, register: { authTokens: ["t0ken"], throttleSeconds: -1 } });
+  assert.ok(problems.includes("bogus: unknown key"), problems.join("\n"));
+  assert.ok(problems.some((p) => p.startsWith("register.throttleSeconds: ")), problems.join("\n"));
+});
+
+test("a bad CIDR or IP in the blacklist or whitelist is refused naming the entry", () => {
+  const [cidr] = problemsOf(withRegister({ blacklist: ["192.0.2.0/24", "10.0.0.0/33"] }));
+  assert.match(cidr!, /^register\.blacklist\.1: "10\.0\.0\.0\/33" is not a valid/);
+  const [ip] = problemsOf(withRegister({ whitelist: ["not-an-ip"] }));
+  assert.match(ip!, /^register\.whitelist\.0: "not-an-ip" is not a valid/);
+});
+
+test("a bad regular expression in filteredMails is refused naming the entry", () => {
+  const [regex] = problemsOf(withRegister({ filteredMails: [".*ok\\.tld", "(unclosed"] }));
+  assert.match(regex!, /^register\.filteredMails\.1: "\(unclosed" is not a valid regex/);
+});
+
+test("authTokens are required and may not be empty", () => {
+  assert.deepEqual(problemsOf({ register: {} }), ["register.authTokens: is required"]);
+  assert.deepEqual(problemsOf({}), ["register: is required"]);
+  const [empty] = problemsOf({ register: { authTokens: [] } });
+  assert.match(empty!, /^register\.authTokens: /);
+});
+
+test("loadConfig names the file when it is missing or not JSON", () => {
+  const cfg = createConfigDir();
+  try {
+    const missing = join(cfg.dir, "nope.json");
+    assert.throws(() => loadConfig(missing), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /nope\.json/);
+      assert.match(err.message, /cannot read file/);
+      return true;
+    });
+    const broken = join(cfg.dir, "broken.json");
+    writeFileSync(broken, "{ \"register\": ");
+    assert.throws(() => loadConfig(broken), /broken\.json[\s\S]*not valid JSON/);
+  } finally {
+    cfg.remove();
+  }
+});
+
+test("check-config exits 0 for a good file", async () => {
+  const cfg = createConfigDir();
+  try {
+    const cli = captureIo();
+    assert.equal(await runCli(["check-config", "--config", cfg.configPath], cli.io), 0, cli.err.join("\n"));
+    assert.deepEqual(cli.out, [`config ok: ${cfg.configPath}`]);
+    assert.deepEqual(cli.err, []);
+  } finally {
+    cfg.remove();
+  }
+});
+
+test("check-config exits 1 and names the bad key on stderr", async () => {
+  const cfg = createConfigDir();
+  try {
+    cfg.replace(editConfig(cfg.raw, (c) => Object.assign(c.register, { bogus: 1 })));
+    const cli = captureIo();
+    assert.equal(await runCli(["check-config", "--config", cfg.configPath], cli.io), 1);
+    assert.deepEqual(cli.out, []);
+    const err = cli.err.join("\n");
+    assert.match(err, /register\.bogus: unknown key/);
+    assert.ok(err.includes(cfg.configPath), err);
+  } finally {
+    cfg.remove();
+  }
+});
+
+// --- hot reload ------------------------------------------------------------------------------
+
+test("an editor's save (write and rename) that adds a mail filter is applied while running", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    svc = await startTestService(cfg.configPath);
+    assert.equal(await register(svc, { mail: "before@banned.test" }), 200);
+
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.filteredMails = [".*@banned\\.test"])));
+    await waitForLog(svc, "config reloaded", 1);
+    assert.equal(await register(svc, { mail: "after@banned.test" }), 403);
+    assert.equal(await register(svc, { mail: "after@fine.test" }), 200);
+    // Rename-over left no temporary file behind to confuse the watcher.
+    assert.deepEqual(readdirSync(cfg.dir).filter((f) => f.endsWith(".tmp")), []);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("an invalid file is refused with the reason logged and the last good config stays in force", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir({ register: { filteredMails: [".*@banned\\.test"] } });
+    const good = cfg.raw;
+    svc = await startTestService(cfg.configPath);
+
+    cfg.replace("{ \"register\": { \"authTokens\": [");
+    await waitForLog(svc, "config reload refused", 1);
+    const notJson = svc.logs.lines.find((l) => String(l["msg"]).startsWith("config reload refused"))!;
+    assert.match(String(notJson["reason"]), /not valid JSON/);
+    assert.equal(notJson["level"], 50);
+    assert.equal(await register(svc, { mail: "x@banned.test" }), 403, "the previous filter still works");
+    assert.equal(await register(svc, { mail: "x@fine.test" }), 200, "registrations are still accepted");
+
+    cfg.replace(editConfig(good, (c) => Object.assign(c.register, { filteredMails: [], bogus: 1 })));
+    await waitForLog(svc, "config reload refused", 2);
+    const unknownKey = svc.logs.lines.filter((l) => String(l["msg"]).startsWith("config reload refused"))[1]!;
+    assert.match(String(unknownKey["reason"]), /register\.bogus: unknown key/);
+    assert.equal(await register(svc, { mail: "y@banned.test" }), 403, "the filter of the last good config still works");
+    assert.equal(await register(svc, { mail: "y@fine.test" }), 200);
+    assert.equal(countLogs(svc.logs, "config reloaded"), 0);
+
+    // Fixing the file brings the service back onto the file.
+    cfg.replace(editConfig(good, (c) => (c.register.filteredMails = [])));
+    await waitForLog(svc, "config reloaded", 1);
+    assert.equal(await register(svc, { mail: "z@banned.test" }), 200);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("auth tokens rotate without a restart: [old] → [old, new] → [new]", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  const OLD = AUTH_TOKEN;
+  const NEW = "rotated-auth-token-9876543210";
+  try {
+    cfg = createConfigDir();
+    svc = await startTestService(cfg.configPath);
+    assert.equal(await register(svc, { auth_token: OLD }), 200);
+    assert.equal(await register(svc, { auth_token: NEW }), 401);
+
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.authTokens = [OLD, NEW])));
+    await waitForLog(svc, "config reloaded", 1);
+    assert.equal(await register(svc, { auth_token: OLD }), 200);
+    assert.equal(await register(svc, { auth_token: NEW }), 200);
+
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.authTokens = [NEW])));
+    await waitForLog(svc, "config reloaded", 2);
+    assert.equal(await register(svc, { auth_token: NEW }), 200);
+    assert.equal(await register(svc, { auth_token: OLD }), 401);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("service.reload(), the SIGHUP path, applies an edit and refuses a bad file", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    svc = await startTestService(cfg.configPath, { watchConfig: false });
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.blacklist = ["203.0.113.0/24"])));
+    assert.equal(await register(svc, { ip: "203.0.113.7" }), 200, "not watching: nothing changes by itself");
+
+    assert.equal(svc.service.reload(), true);
+    assert.equal(countLogs(svc.logs, "config reloaded"), 1);
+    assert.equal(await register(svc, { ip: "203.0.113.8" }), 403);
+
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.throttleSeconds = -5)));
+    assert.equal(svc.service.reload(), false);
+    assert.equal(countLogs(svc.logs, "config reload refused"), 1);
+    assert.equal(svc.service.ctx.config.register.throttleSeconds, 0);
+    assert.equal(await register(svc, { ip: "203.0.113.9" }), 403, "the last good blacklist stays");
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("a reload that changes mail settings sends the next mail the new way", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    svc = await startTestService(cfg.configPath, { watchConfig: false });
+    const second = join(cfg.dir, "mail-2");
+    cfg.replace(editConfig(cfg.raw, (c) => (c.mail.transport = `dir:${second}`)));
+    assert.equal(svc.service.reload(), true);
+    assert.equal(await register(svc), 200);
+    await waitFor(() => {
+      try {
+        return readdirSync(second).some((f) => f.endsWith(".eml"));
+      } catch {
+        return false;
+      }
+    }, { what: "a mail in the new directory" });
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("changing listen or storage logs that it needs a restart; the rest is applied", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    svc = await startTestService(cfg.configPath);
+    const port = await freePort();
+    cfg.replace(editConfig(cfg.raw, (c) => {
+      c.listen.port = port;
+      c.register.filteredMails = [".*@banned\\.test"];
+    }));
+    await waitForLog(svc, "config reloaded", 1);
+    const restart = svc.logs.lines.filter((l) => String(l["msg"]).startsWith("config changes that need a restart"));
+    assert.equal(restart.length, 1);
+    assert.deepEqual(restart[0]!["keys"], ["listen"]);
+    assert.equal(await register(svc, { mail: "a@banned.test" }), 403, "the filter in the same file was applied");
+    assert.equal(await register(svc, { mail: "a@fine.test" }), 200, "still serving on the old address");
+
+    cfg.replace(editConfig(cfg.raw, (c) => (c.storage = `sqlite:${join(cfg!.dir, "other.db")}`)));
+    await waitForLog(svc, "config reloaded", 2);
+    const second = svc.logs.lines.filter((l) => String(l["msg"]).startsWith("config changes that need a restart"));
+    assert.equal(second.length, 2);
+    assert.deepEqual(second[1]!["keys"], ["storage"]);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("`gatehouse serve` reloads on SIGHUP and exits 0 on SIGTERM", async () => {
+  let cfg: ConfigDir | undefined;
+  const port = await freePort();
+  cfg = createConfigDir({ listen: { host: "127.0.0.1", port } });
+  const child = spawn(process.execPath, ["bin/gatehouse.js", "serve", "--config", cfg.configPath], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, GATEHOUSE_LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+    let newline: number;
+    while ((newline = stdout.indexOf("\n")) >= 0) {
+      const line = stdout.slice(0, newline);
+      stdout = stdout.slice(newline + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const count = (msg: string) => lines.filter((l) => l["msg"] === msg).length;
+  const describe = () => `stdout:\n${lines.map((l) => JSON.stringify(l)).join("\n")}\nstderr:\n${stderr}`;
+  try {
+    const listening = await waitFor(() => lines.find((l) => l["msg"] === "gatehouse listening"), {
+      timeoutMs: 15_000,
+      what: `'gatehouse listening'\n${describe()}`,
+    });
+    const url = `http://127.0.0.1:${port}`;
+    assert.equal(listening["url"], url);
+    assert.equal((await postRegistrationTo(url, registration({ mail: "a@banned.test" }))).status, 200);
+
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.filteredMails = [".*@banned\\.test"])));
+    child.kill("SIGHUP");
+    await waitFor(() => count("config reloaded") >= 1, { what: `'config reloaded'\n${describe()}` });
+    assert.equal((await postRegistrationTo(url, registration({ mail: "b@banned.test" }))).status, 403);
+
+    // The file is unchanged now, so only the signal can cause this reload.
+    const before = count("config reloaded");
+    child.kill("SIGHUP");
+    await waitFor(() => count("config reloaded") > before, { what: `a second 'config reloaded'\n${describe()}` });
+
+    child.kill("SIGTERM");
+    const result = await Promise.race([
+      exited,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit within 10 s\n${describe()}`)), 10_000).unref()),
+    ]);
+    assert.deepEqual(result, { code: 0, signal: null }, describe());
+    assert.equal(count("shutting down"), 1);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    cfg.remove();
+  }
+});

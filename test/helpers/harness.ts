@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import type Koa from "koa";
+import supertest from "supertest";
+import { createApp } from "../../src/app.ts";
+import { parseConfig, type Config } from "../../src/config.ts";
+import { createContext, type AppContext, type Clock } from "../../src/context.ts";
+import { createLogger } from "../../src/log.ts";
+import { OutboxSender } from "../../src/mail/outbox.ts";
+import { openStore } from "../../src/store/open.ts";
+
+export const AUTH_TOKEN = "test-auth-token-0123456789";
+
+/** A clock the test moves by hand. */
+export class FakeClock implements Clock {
+  constructor(public t = Date.UTC(2026, 0, 1)) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+/** Collects every JSON log line, so tests can assert what is (and is never) logged. */
+export class LogCapture extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly raw: string[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const line of chunk.toString("utf8").split("\n")) {
+      if (!line.trim()) continue;
+      this.raw.push(line);
+      this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    done();
+  }
+  text(): string {
+    return this.raw.join("\n");
+  }
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+
+/** A config for tests: a fresh directory, a real SQLite file, mail to files, plain HTTP allowed. */
+export function testConfig(dir: string, overrides: DeepPartial<Config> = {}): Record<string, unknown> {
+  const base = {
+    listen: { host: "127.0.0.1", port: 0 },
+    publicUrl: "http://gatehouse.test",
+    storage: `sqlite:${join(dir, "gatehouse.db")}`,
+    register: { secure: false, authTokens: [AUTH_TOKEN] },
+    mail: { from: "gatehouse <noreply@gatehouse.test>", transport: `dir:${join(dir, "mail")}` },
+  };
+  const merge = (a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> => {
+    const out: Record<string, unknown> = { ...a };
+    for (const [k, v] of Object.entries(b)) {
+      out[k] = v && typeof v === "object" && !Array.isArray(v) && a[k] && typeof a[k] === "object"
+        ? merge(a[k] as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+    }
+    return out;
+  };
+  return merge(base, overrides as Record<string, unknown>);
+}
+
+export interface Harness {
+  dir: string;
+  configPath: string;
+  config: Config;
+  ctx: AppContext;
+  app: Koa;
+  http: supertest.Agent;
+  clock: FakeClock;
+  logs: LogCapture;
+  outbox: OutboxSender;
+  close(): Promise<void>;
+}
+
+/** A real app on a real SQLite file in a temporary directory; only the clock is fake. */
+export async function createHarness(overrides: DeepPartial<Config> = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-test-"));
+  const raw = testConfig(dir, overrides);
+  const configPath = join(dir, "config.json");
+  writeFileSync(configPath, JSON.stringify(raw, null, 2));
+  const config = parseConfig(raw, configPath);
+  const store = await openStore(config.storage);
+  const logs = new LogCapture();
+  const clock = new FakeClock();
+  const ctx = await createContext(config, store, { log: createLogger("debug", logs), clock });
+  const outbox = new OutboxSender(ctx);
+  const app = createApp(ctx);
+  return {
+    dir,
+    configPath,
+    config,
+    ctx,
+    app,
+    http: supertest.agent(app.callback()),
+    clock,
+    logs,
+    outbox,
+    async close() {
+      await outbox.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RegistrationFields {
+  username: string;
+  password: string;
+  ip: string;
+  mail: string;
+  auth_token: string;
+}
+
+let counter = 0;
+/** A valid registration, unique per call unless fields are given. */
+export function registration(fields: Partial<RegistrationFields> = {}): RegistrationFields {
+  counter += 1;
+  return {
+    username: `user${counter}`,
+    password: "correct horse battery",
+    ip: `198.51.100.${counter % 250}`,
+    mail: `user${counter}@example.org`,
+    auth_token: AUTH_TOKEN,
+    ...fields,
+  };
+}
+
+export function encode(value: unknown): string {
+  return Buffer.from(typeof value === "string" ? value : JSON.stringify(value), "utf8").toString("base64");
+}
+
+/** POSTs a registration the way mod_register_json clients do: base64 of the JSON. */
+export function postRegistration(h: Pick<Harness, "http" | "config">, value: unknown): supertest.Test {
+  return h.http.post(h.config.register.basePath).set("Content-Type", "application/encoded").send(encode(value));
+}
+
+export interface StoreSnapshot {
+  pending: Awaited<ReturnType<AppContext["store"]["listPending"]>>;
+  accounts: Awaited<ReturnType<AppContext["store"]["listAccounts"]>>;
+  outboxDepth: number;
+}
+
+/** What a refused request must leave untouched: pending registrations, accounts and queued outbox items. */
+export async function storeSnapshot(h: Pick<Harness, "ctx" | "clock">): Promise<StoreSnapshot> {
+  return {
+    pending: await h.ctx.store.listPending(h.clock.now()),
+    accounts: await h.ctx.store.listAccounts(),
+    outboxDepth: await h.ctx.store.outboxDepth(),
+  };
+}

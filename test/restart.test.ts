@@ -1,0 +1,171 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { registration } from "./helpers/harness.ts";
+import {
+  createConfigDir,
+  freePort,
+  postRegistrationTo,
+  startTestService,
+  waitFor,
+  type ConfigDir,
+  type TestService,
+} from "./helpers/service.ts";
+
+const VERIFY = "/register_account/verify/";
+
+async function completeToken(svc: TestService, token: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${svc.service.url}${VERIFY}${encodeURIComponent(token)}`, {
+    method: "POST",
+    headers: { accept: "application/json" },
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** The SQLite database and its WAL and shared-memory files, as they are on disk right now. */
+function sqliteFiles(dir: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (const suffix of ["", "-wal", "-shm"]) {
+    const file = join(dir, `gatehouse.db${suffix}`);
+    if (existsSync(file)) files.set(file, readFileSync(file));
+  }
+  return files;
+}
+
+/** Whether any of the files holds `text` as UTF-8: the control that the scan reads real rows. */
+function anyHolds(files: Map<string, Buffer>, text: string): boolean {
+  return [...files.values()].some((bytes) => bytes.includes(Buffer.from(text, "utf8")));
+}
+
+/** Fails naming the file and the secret when any of them holds a secret in UTF-8, Latin-1 or UTF-16. */
+function assertNoneInClear(files: Map<string, Buffer>, secrets: Record<string, string>): void {
+  assert.ok(files.size > 0, "the database files exist");
+  for (const [file, bytes] of files) {
+    for (const [what, value] of Object.entries(secrets)) {
+      for (const encoding of ["utf8", "latin1", "utf16le"] as const) {
+        assert.equal(bytes.indexOf(Buffer.from(value, encoding)), -1, `${file} holds the ${what} in the clear (${encoding})`);
+      }
+    }
+  }
+}
+
+test("a pending registration survives a restart and its token completes on the new process", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    const fields = registration({ username: "Grace", mail: "grace.restart@example.org" });
+
+    svc = await startTestService(cfg.configPath);
+    const res = await postRegistrationTo(svc.service.url, fields);
+    assert.equal(res.status, 200, res.text);
+    const token = res.text;
+    await svc.close();
+    svc = undefined;
+
+    svc = await startTestService(cfg.configPath);
+    const pending = await svc.service.ctx.store.listPending(Date.now());
+    assert.deepEqual(pending.map((p) => p.username), ["grace"]);
+    const confirm = await fetch(`${svc.service.url}${VERIFY}${token}`);
+    assert.equal(confirm.status, 200);
+    assert.match(await confirm.text(), /<strong id="username">grace<\/strong>/);
+    assert.deepEqual(await completeToken(svc, token), { status: 200, body: { username: "grace", alreadyActive: false } });
+    assert.deepEqual((await svc.service.ctx.store.listAccounts()).map((a) => a.username), ["grace"]);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("an account survives a restart: its name and its mail stay taken", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    const fields = registration({ username: "heidi", mail: "heidi.restart@example.org" });
+
+    svc = await startTestService(cfg.configPath);
+    const res = await postRegistrationTo(svc.service.url, fields);
+    assert.equal(res.status, 200, res.text);
+    const token = res.text;
+    assert.equal((await completeToken(svc, token)).status, 200);
+    await svc.close();
+    svc = undefined;
+
+    svc = await startTestService(cfg.configPath);
+    const accounts = await svc.service.ctx.store.listAccounts();
+    assert.deepEqual(accounts.map((a) => [a.username, a.hasMail]), [["heidi", true]]);
+    // The name, and the mail hash (so the secret it is keyed with was kept too).
+    const sameName = await postRegistrationTo(svc.service.url, registration({ username: "heidi" }));
+    assert.equal(sameName.status, 409, sameName.text);
+    const sameMail = await postRegistrationTo(svc.service.url, registration({ mail: "Heidi.Restart@example.org" }));
+    assert.equal(sameMail.status, 409, sameMail.text);
+    // The token completed moments ago still shows "already active" after the restart.
+    assert.deepEqual(await completeToken(svc, token), { status: 200, body: { username: "heidi", alreadyActive: true } });
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("after register, mail sent and verify the SQLite files hold no password, address or token in the clear", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    cfg = createConfigDir();
+    const fields = registration({ username: "ivan", password: "corrëct hörse bättery staple", mail: "ivan.secret-box@example.org" });
+
+    svc = await startTestService(cfg.configPath);
+    const res = await postRegistrationTo(svc.service.url, fields);
+    assert.equal(res.status, 200, res.text);
+    const token = res.text;
+    const store = svc.service.ctx.store;
+    await waitFor(async () => (await store.listPending(Date.now()))[0]?.mailStatus === "sent", { what: "the mail to be written" });
+    assert.equal((await completeToken(svc, token)).status, 200);
+
+    const secrets = { password: fields.password, "mail address": fields.mail, "mail local part": "ivan.secret-box", token };
+    const files = sqliteFiles(cfg.dir);
+    assert.ok(anyHolds(files, fields.username), "the username is stored in the clear, so the scan sees the rows");
+    assertNoneInClear(files, secrets);
+    await svc.close();
+    svc = undefined;
+    assertNoneInClear(sqliteFiles(cfg.dir), secrets);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
+
+test("while the mail is still queued the SQLite files hold neither the address nor the token in the clear", async () => {
+  let cfg: ConfigDir | undefined;
+  let svc: TestService | undefined;
+  try {
+    // Nothing listens there: every send fails and the sealed payload stays in the outbox.
+    const closedPort = await freePort();
+    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${closedPort}/?ignoreTLS=true` } });
+    const fields = registration({ username: "judy", password: "corrëct hörse bättery staple", mail: "judy.secret-box@example.org" });
+
+    svc = await startTestService(cfg.configPath);
+    const res = await postRegistrationTo(svc.service.url, fields);
+    assert.equal(res.status, 200, res.text);
+    const token = res.text;
+    await waitFor(() => svc!.logs.lines.some((l) => l["msg"] === "outbox send failed, will retry"), {
+      what: "a failed send attempt",
+    });
+    const pending = await svc.service.ctx.store.listPending(Date.now());
+    assert.equal(pending[0]?.mailStatus, "queued");
+    assert.equal(await svc.service.ctx.store.outboxDepth(), 1);
+
+    const secrets = { password: fields.password, "mail address": fields.mail, "mail local part": "judy.secret-box", token };
+    const files = sqliteFiles(cfg.dir);
+    assert.ok(anyHolds(files, fields.username), "the username is stored in the clear, so the scan sees the rows");
+    assertNoneInClear(files, secrets);
+    await svc.close();
+    svc = undefined;
+    assertNoneInClear(sqliteFiles(cfg.dir), secrets);
+  } finally {
+    await svc?.close();
+    cfg?.remove();
+  }
+});
