@@ -154,7 +154,8 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, formats: {
+// verbose: errors carry the offending value, which describe() quotes for format errors.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true, formats: {
   "ip-or-cidr": isIpOrCidr,
   regex: isRegex,
   "http-url": isHttpUrl,

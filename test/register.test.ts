@@ -456,7 +456,7 @@ test("a Content-Type: application/json body is taken as the JSON itself", async 
     const withCharset = await h.http
       .post(BASE)
       .set("Content-Type", "application/json; charset=utf-8")
-      .send(Buffer.from(JSON.stringify(registration({ username: "jsonuser2" }))));
+      .send(JSON.stringify(registration({ username: "jsonuser2" })));
     assert.equal(withCharset.status, 200, withCharset.text);
     const names = (await h.ctx.store.listPending(h.clock.now())).map((p) => p.username).sort();
     assert.deepEqual(names, ["jsonuser", "jsonuser2"]);
