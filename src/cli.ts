@@ -7,6 +7,9 @@ import { createApiKey, deleteApiKey, listApiKeys } from "./domain/keys.ts";
 import { cryptoRandom } from "./domain/secrets.ts";
 import { prepareUsername } from "./domain/username.ts";
 import { createLogger } from "./log.ts";
+import { availableParallelism } from "node:os";
+import { runPrimary } from "./cluster.ts";
+import { clusterBacking } from "./limiter-backing.ts";
 import { startService } from "./main.ts";
 import { openStore } from "./store/open.ts";
 import type { Store } from "./store/store.ts";
@@ -52,7 +55,12 @@ function positiveInt(value: string): number {
   return Number(value);
 }
 
-function buildProgram(io: Io, onServe: (file: string | undefined) => Promise<void>): Command {
+function parseWorkers(value: string): number {
+  if (value === "auto") return availableParallelism();
+  return positiveInt(value);
+}
+
+function buildProgram(io: Io, onServe: (file: string | undefined, workers: number) => Promise<void>): Command {
   const program = new Command("gatehouse")
     .description("a self-hosted signup gate")
     .exitOverride()
@@ -62,8 +70,9 @@ function buildProgram(io: Io, onServe: (file: string | undefined) => Promise<voi
   program
     .command("serve")
     .description("run the service")
+    .addOption(new Option("-w, --workers <n>", "processes sharing one listener; 'auto' = one per core").argParser(parseWorkers).default(1))
     .addOption(configOption())
-    .action(async (opts: { config?: string }) => onServe(opts.config));
+    .action(async (opts: { config?: string; workers: number }) => onServe(opts.config, opts.workers));
 
   program
     .command("check-config")
@@ -211,10 +220,23 @@ function buildProgram(io: Io, onServe: (file: string | undefined) => Promise<voi
 
 /** Runs the `gatehouse` command; resolves to the process exit code. */
 export async function runCli(argv: string[], io: Io = defaultIo): Promise<number> {
-  const serve = async (file: string | undefined) => {
-    const { logLevel } = readEnvironment();
+  let exitCode = 0;
+  const serve = async (file: string | undefined, workers: number) => {
+    const { logLevel, workerRole } = readEnvironment();
     const log = createLogger(logLevel);
-    const service = await startService({ configPath: resolveConfigPath(file), log });
+    const configPath = resolveConfigPath(file);
+    if (workers > 1 && workerRole === null) {
+      loadConfig(configPath); // refuse a bad config here, before any worker starts
+      exitCode = await runPrimary(workers, log);
+      log.flush();
+      return;
+    }
+    const service = await startService({
+      configPath,
+      log,
+      background: workerRole !== "web",
+      limiterBacking: workerRole === null ? undefined : clusterBacking,
+    });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info({ signal }, "shutting down");
@@ -230,6 +252,8 @@ export async function runCli(argv: string[], io: Io = defaultIo): Promise<number
       process.once("SIGINT", () => stop("SIGINT"));
     });
     log.flush();
+    // A worker's IPC channel to the primary would keep it alive after its server has closed.
+    if (workerRole !== null) process.disconnect?.();
   };
 
   const program = buildProgram(io, serve);
@@ -239,7 +263,7 @@ export async function runCli(argv: string[], io: Io = defaultIo): Promise<number
   }
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help that was asked for exits 0; everything else commander refuses is a usage error.

@@ -222,8 +222,13 @@ export function resolveConfigPath(option?: string, cwd = process.cwd()): string 
 }
 
 /** The one place that reads the environment: log level and pretty-printing are operator switches, not config. */
-export function readEnvironment(): { logLevel: string } {
-  return { logLevel: process.env["GATEHOUSE_LOG_LEVEL"] ?? process.env["LOG_LEVEL"] ?? "info" };
+export function readEnvironment(): { logLevel: string; workerRole: "sender" | "web" | null } {
+  const role = process.env["GATEHOUSE_WORKER_ROLE"];
+  return {
+    logLevel: process.env["GATEHOUSE_LOG_LEVEL"] ?? process.env["LOG_LEVEL"] ?? "info",
+    // Set by `serve --workers N` for the processes it forks; one of them sends the outbox.
+    workerRole: role === "sender" || role === "web" ? role : null,
+  };
 }
 
 /** Keys whose change only takes effect after a restart. */

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { compileRules, type Rules } from "./domain/filters.ts";
-import { createMemoryLimiters, type Limiters } from "./domain/limiter.ts";
+import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
 import { createToken, cryptoRandom, Sealer, type RandomSource } from "./domain/secrets.ts";
 import { createMailTransport, type MailTransport } from "./mail/transport.ts";
 import type { Store } from "./store/store.ts";
@@ -20,6 +20,8 @@ export interface AppContext {
   store: Store;
   mailer: MailTransport;
   limiters: Limiters;
+  /** Where the limiters count; kept so a reload can build a new throttle on the same backing. */
+  limiterBacking: LimiterBacking;
   clock: Clock;
   random: RandomSource;
   log: Logger;
@@ -36,17 +38,20 @@ export interface ContextOptions {
   clock?: Clock;
   random?: RandomSource;
   templateDir?: string;
+  limiterBacking?: LimiterBacking;
 }
 
 export async function createContext(config: Config, store: Store, options: ContextOptions): Promise<AppContext> {
   const random = options.random ?? cryptoRandom;
+  const limiterBacking = options.limiterBacking ?? memoryBacking;
   const secret = config.secret ?? (await store.loadSecret(createToken(random, 32)));
   return {
     config,
     rules: compileRules(config),
     store,
     mailer: createMailTransport(config.mail),
-    limiters: createMemoryLimiters(config.register.throttleSeconds),
+    limiters: createLimiters(config.register.throttleSeconds, limiterBacking),
+    limiterBacking,
     clock: options.clock ?? systemClock,
     random,
     log: options.log,
@@ -69,7 +74,7 @@ export function applyConfig(ctx: AppContext, next: Config, templateDir?: string)
   const mailer = mailChanged ? createMailTransport(next.mail) : ctx.mailer;
   const throttleChanged = next.register.throttleSeconds !== ctx.config.register.throttleSeconds;
   const limiters = throttleChanged
-    ? { ...ctx.limiters, throttle: createMemoryLimiters(next.register.throttleSeconds).throttle }
+    ? { ...ctx.limiters, throttle: createThrottle(next.register.throttleSeconds, ctx.limiterBacking) }
     : ctx.limiters;
 
   const oldMailer = ctx.mailer;

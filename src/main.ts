@@ -7,6 +7,8 @@ import type { Logger } from "pino";
 import { createApp } from "./app.ts";
 import { loadConfig, restartOnlyChanges, type Config } from "./config.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
+import type { LimiterBacking } from "./domain/limiter.ts";
+import { createRedisBacking, type RedisBacking } from "./limiter-backing.ts";
 import { OutboxSender } from "./mail/outbox.ts";
 import { openStore } from "./store/open.ts";
 
@@ -19,6 +21,10 @@ export interface ServeOptions {
   /** Watch the config file for edits (default true). */
   watchConfig?: boolean;
   outboxPollMs?: number;
+  /** Run the outbox sender and the sweeper in this process (default true; one worker of a cluster does). */
+  background?: boolean;
+  /** Where rate limits count when no `redis` is configured (default: this process's memory). */
+  limiterBacking?: LimiterBacking;
 }
 
 export interface RunningService {
@@ -46,10 +52,15 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   const { configPath, log } = options;
   const config = loadConfig(configPath);
   const store = await openStore(config.storage);
-  const ctx = await createContext(config, store, { log, clock: options.clock });
+  const redis: RedisBacking | null = config.redis ? createRedisBacking(config.redis, log) : null;
+  const limiterBacking = redis?.backing ?? options.limiterBacking;
+  const ctx = await createContext(config, store, { log, clock: options.clock, limiterBacking });
+  const background = options.background !== false;
   const outbox = new OutboxSender(ctx, options.outboxPollMs);
-  ctx.notifyOutbox = () => outbox.kick();
-  outbox.start();
+  if (background) {
+    ctx.notifyOutbox = () => outbox.kick();
+    outbox.start();
+  }
 
   const sweep = async () => {
     const now = ctx.clock.now();
@@ -62,7 +73,9 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       log.error({ err: String(err) }, "sweep failed");
     }
   };
-  const sweeper = setInterval(sweep, SWEEP_MS);
+  const sweeper = setInterval(() => {
+    if (background) void sweep();
+  }, SWEEP_MS);
   sweeper.unref();
 
   let loaded = fingerprint(configPath);
@@ -148,6 +161,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       });
       await outbox.stop();
       ctx.mailer.close();
+      await redis?.close();
       await store.close();
     },
   };

@@ -38,7 +38,7 @@ function withRegister(register: Record<string, unknown>): Record<string, unknown
 }
 
 /** Waits until the log has `count` lines starting with `msg`. */
-function waitForLog(svc: TestService, msg: string, count: number): Promise<true> {
+function waitForLog(svc: TestService, msg: string, count: number): Promise<boolean> {
   return waitFor(() => countLogs(svc.logs, msg) >= count, {
     timeoutMs: 5000,
     what: `${count} log line(s) "${msg}"; log so far:\n${svc.logs.text()}`,

@@ -54,17 +54,26 @@ export interface Limiters {
   loginFailures: Limiter;
 }
 
-export function createMemoryLimiters(throttleSeconds: number, keyPrefix = "gh"): Limiters {
+/** What a limiter counts in: one process's memory, the cluster primary's, or Redis. */
+export type LimiterBacking = (options: { keyPrefix: string; points: number; duration: number }) => RateLimiterAbstract;
+
+export const memoryBacking: LimiterBacking = (options) => new RateLimiterMemory(options);
+
+export function createThrottle(throttleSeconds: number, backing: LimiterBacking): Limiter | null {
+  // The window is part of the prefix: a shared backing keeps the first options it saw per prefix.
+  return throttleSeconds > 0
+    ? new FlexibleLimiter(backing({ keyPrefix: `gh:throttle:${throttleSeconds}`, points: 1, duration: throttleSeconds }))
+    : null;
+}
+
+export function createLimiters(throttleSeconds: number, backing: LimiterBacking = memoryBacking): Limiters {
   return {
-    throttle:
-      throttleSeconds > 0
-        ? new FlexibleLimiter(new RateLimiterMemory({ keyPrefix: `${keyPrefix}:throttle`, points: 1, duration: throttleSeconds }))
-        : null,
+    throttle: createThrottle(throttleSeconds, backing),
     authFailures: new FlexibleLimiter(
-      new RateLimiterMemory({ keyPrefix: `${keyPrefix}:auth`, points: AUTH_FAILURE_POINTS, duration: AUTH_FAILURE_WINDOW_SECONDS }),
+      backing({ keyPrefix: "gh:auth", points: AUTH_FAILURE_POINTS, duration: AUTH_FAILURE_WINDOW_SECONDS }),
     ),
     loginFailures: new FlexibleLimiter(
-      new RateLimiterMemory({ keyPrefix: `${keyPrefix}:login`, points: LOGIN_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
+      backing({ keyPrefix: "gh:login", points: LOGIN_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
     ),
   };
 }

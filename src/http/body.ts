@@ -51,6 +51,7 @@ export function parseJson(text: string): unknown {
 }
 
 const FIELDS = ["username", "password", "ip", "mail", "auth_token"] as const;
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** DESIGN §3 row 4: base64 of a JSON object with five string fields, a real IP and a mail address. */
 export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationRequest {
@@ -65,7 +66,8 @@ export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationR
   }
   const request = Object.fromEntries(FIELDS.map((f) => [f, record[f] as string])) as unknown as RegistrationRequest;
   if (!parseIp(request.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
-  if (request.mail.length > 254 || !validator.isEmail(request.mail.trim())) {
+  // validator's isEmail throws (encodeURI) on a lone surrogate, which no address contains anyway.
+  if (request.mail.length > 254 || LONE_SURROGATE.test(request.mail) || !validator.isEmail(request.mail.trim())) {
     throw new AppError("MALFORMED_REQUEST", "mail is not a mail address");
   }
   return request;

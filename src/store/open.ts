@@ -1,12 +1,22 @@
 import type { Store } from "./store.ts";
+import { PostgresStore } from "./postgres/postgres-store.ts";
 import { SqliteStore } from "./sqlite/sqlite-store.ts";
 
 /** Opens and migrates the store a `storage` URL names. */
 export async function openStore(url: string): Promise<Store> {
-  if (!url.startsWith("sqlite:")) {
-    throw new Error(`storage ${url.split(":")[0]}: only sqlite: storage is available in this version`);
+  let store: Store;
+  if (url.startsWith("sqlite:")) {
+    store = SqliteStore.open(url);
+  } else if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    store = await PostgresStore.open(url);
+  } else {
+    throw new Error(`storage ${url.split(":")[0]}: expected a sqlite: or postgres:// URL`);
   }
-  const store = SqliteStore.open(url);
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   return store;
 }

@@ -1,0 +1,87 @@
+/**
+ * Versioned schema for PostgreSQL; `schema_migrations` records which steps a database has had.
+ * Step N (1-based) is `POSTGRES_MIGRATIONS[N - 1]`. Append new steps, never edit old ones.
+ *
+ * Times are BIGINT milliseconds since the epoch, as in the SQLite schema, so both backends
+ * store exactly what the domain's clock hands them.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  -- Pending registrations and accounts share one table so that a username or a mail hash
+  -- is unique across both by constraint, not by a check before the insert. The constraint
+  -- names are what the store maps a lost race to, so they are spelled out.
+  CREATE TABLE users (
+    id BIGSERIAL PRIMARY KEY,
+    username TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    mail_hash TEXT,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+    token_hash TEXT,
+    ip TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    verified_at BIGINT,
+    invited_by TEXT,
+    invite_id BIGINT,
+    CONSTRAINT users_username_key UNIQUE (username),
+    CONSTRAINT users_mail_hash_key UNIQUE (mail_hash),
+    CONSTRAINT users_token_hash_key UNIQUE (token_hash)
+  );
+  CREATE INDEX users_pending_expiry ON users (expires_at) WHERE state = 'pending';
+  CREATE INDEX users_verified ON users (verified_at) WHERE token_hash IS NOT NULL AND state = 'active';
+
+  CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('mail', 'event')),
+    user_id BIGINT,
+    payload TEXT,
+    state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    lease_until BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    done_at BIGINT
+  );
+  CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
+  CREATE INDEX outbox_user ON outbox (user_id);
+
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    secret_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+
+  CREATE TABLE invites (
+    id BIGSERIAL PRIMARY KEY,
+    handle TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    issuer_kind TEXT NOT NULL CHECK (issuer_kind IN ('user', 'key', 'admin')),
+    issuer_id TEXT NOT NULL,
+    issuer_name TEXT NOT NULL,
+    username TEXT,
+    uses_total INTEGER NOT NULL CHECK (uses_total > 0),
+    uses_left INTEGER NOT NULL CHECK (uses_left >= 0),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    CONSTRAINT invites_handle_key UNIQUE (handle),
+    CONSTRAINT invites_token_hash_key UNIQUE (token_hash)
+  );
+
+  CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX sessions_user ON sessions (user_id);
+  CREATE INDEX sessions_expiry ON sessions (expires_at);
+  `,
+];

@@ -1,0 +1,513 @@
+import pg from "pg";
+import type {
+  AcceptInviteResult,
+  AccountSummary,
+  ActivateResult,
+  ApiKeyRecord,
+  InsertPendingResult,
+  InviteRecord,
+  IssuerKind,
+  LoginRecord,
+  NewAccount,
+  NewInvite,
+  NewOutboxItem,
+  NewPending,
+  OutboxItem,
+  PendingSummary,
+  SessionRecord,
+  Store,
+  TokenLookup,
+} from "../store.ts";
+import { POSTGRES_MIGRATIONS } from "./migrations.ts";
+
+// BIGINT columns (ids, epoch-millisecond times, counts) arrive as strings; every mapper goes through Number().
+type Row = Record<string, unknown>;
+type Queryable = pg.Pool | pg.PoolClient;
+
+function toAccount(row: Row): AccountSummary {
+  return {
+    id: Number(row["id"]),
+    username: String(row["username"]),
+    createdAt: Number(row["created_at"]),
+    hasMail: row["mail_hash"] != null,
+    invitedBy: row["invited_by"] == null ? null : String(row["invited_by"]),
+  };
+}
+
+function toInvite(row: Row): InviteRecord {
+  return {
+    id: Number(row["id"]),
+    handle: String(row["handle"]),
+    issuerKind: row["issuer_kind"] as IssuerKind,
+    issuerId: String(row["issuer_id"]),
+    issuerName: String(row["issuer_name"]),
+    username: row["username"] == null ? null : String(row["username"]),
+    usesTotal: Number(row["uses_total"]),
+    usesLeft: Number(row["uses_left"]),
+    createdAt: Number(row["created_at"]),
+    expiresAt: Number(row["expires_at"]),
+    revokedAt: row["revoked_at"] == null ? null : Number(row["revoked_at"]),
+  };
+}
+
+function toApiKey(row: Row): ApiKeyRecord {
+  return {
+    id: String(row["id"]),
+    name: String(row["name"]),
+    secretHash: String(row["secret_hash"]),
+    createdAt: Number(row["created_at"]),
+  };
+}
+
+const ACCOUNT_COLUMNS = "id, username, created_at, mail_hash, invited_by";
+
+/** Which unique constraint an error names, so a lost race maps to the right refusal. */
+function uniqueViolation(err: unknown): string | null {
+  const e = err as { code?: string; constraint?: string };
+  if (e.code !== "23505") return null;
+  return e.constraint ?? "unknown";
+}
+
+class NameTaken extends Error {}
+
+export class PostgresStore implements Store {
+  readonly kind = "postgres" as const;
+  readonly #pool: pg.Pool;
+  #closed = false;
+
+  /** `url` may carry `?options=-c%20search_path%3D<schema>` to keep the tables in a schema of their own. */
+  constructor(url: string) {
+    this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle client whose connection drops is removed from the pool; without a listener the
+    // 'error' event would end the process. The next query reports an outage that persists.
+    this.#pool.on("error", () => {});
+  }
+
+  static async open(url: string): Promise<PostgresStore> {
+    const store = new PostgresStore(url);
+    try {
+      await store.ping();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /** Runs `work` on one dedicated connection inside BEGIN … COMMIT; any throw rolls it all back. */
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      try {
+        await client.query("ROLLBACK");
+      } catch (rollbackErr) {
+        // A connection that cannot even roll back is not handed to the next caller.
+        broken = rollbackErr as Error;
+      }
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    await this.#transaction(async (client) => {
+      // Instances starting together queue here; the lock is per schema and ends with the transaction.
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('gatehouse.migrate'), hashtext(current_schema()))");
+      await client.query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+      );
+      const { rows } = await client.query<Row>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations");
+      const version = Number(rows[0]?.["version"] ?? 0);
+      for (let i = version; i < POSTGRES_MIGRATIONS.length; i++) {
+        await client.query(POSTGRES_MIGRATIONS[i]!);
+        await client.query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", [i + 1, Date.now()]);
+      }
+    });
+  }
+
+  async loadSecret(candidate: string): Promise<string> {
+    await this.#pool.query("INSERT INTO meta (key, value) VALUES ('secret', $1) ON CONFLICT (key) DO NOTHING", [
+      candidate,
+    ]);
+    const { rows } = await this.#pool.query<Row>("SELECT value FROM meta WHERE key = 'secret'");
+    return String(rows[0]!["value"]);
+  }
+
+  async ping(): Promise<void> {
+    await this.#pool.query("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+
+  async findNameHolder(username: string, now: number): Promise<"pending" | "account" | null> {
+    const { rows } = await this.#pool.query<Row>(
+      "SELECT state FROM users WHERE username = $1 AND (state = 'active' OR expires_at > $2)",
+      [username, now],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return row["state"] === "active" ? "account" : "pending";
+  }
+
+  async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(
+      "SELECT 1 FROM users WHERE mail_hash = $1 AND (state = 'active' OR expires_at > $2)",
+      [mailHash, now],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  async insertPending(pending: NewPending, outbox: NewOutboxItem[]): Promise<InsertPendingResult> {
+    try {
+      return await this.#transaction(async (client): Promise<InsertPendingResult> => {
+        await client.query(
+          `WITH voided AS (
+             DELETE FROM users WHERE state = 'pending' AND expires_at <= $1 AND (username = $2 OR mail_hash = $3)
+             RETURNING id)
+           DELETE FROM outbox WHERE kind = 'mail' AND state = 'queued' AND user_id IN (SELECT id FROM voided)`,
+          [pending.createdAt, pending.username, pending.mailHash],
+        );
+        const { rows } = await client.query<Row>(
+          `INSERT INTO users (username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
+           VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) RETURNING id`,
+          [
+            pending.username,
+            pending.passwordHash,
+            pending.mailHash,
+            pending.tokenHash,
+            pending.ip,
+            pending.createdAt,
+            pending.expiresAt,
+          ],
+        );
+        const id = Number(rows[0]!["id"]);
+        for (const item of outbox) await this.#insertOutbox(client, item, id);
+        return { ok: true, id };
+      });
+    } catch (err) {
+      const constraint = uniqueViolation(err);
+      if (constraint === "users_username_key") return { ok: false, conflict: "username" };
+      if (constraint === "users_mail_hash_key") return { ok: false, conflict: "mail" };
+      throw err;
+    }
+  }
+
+  async #insertOutbox(q: Queryable, item: NewOutboxItem, userId: number | null): Promise<void> {
+    await q.query(
+      "INSERT INTO outbox (kind, user_id, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+      [item.kind, userId, item.payload, item.createdAt, item.createdAt],
+    );
+  }
+
+  async findByTokenHash(tokenHash: string, now: number): Promise<TokenLookup | null> {
+    const { rows } = await this.#pool.query<Row>(
+      "SELECT username, state, expires_at FROM users WHERE token_hash = $1",
+      [tokenHash],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    if (row["state"] === "active") return { state: "active", username: String(row["username"]) };
+    const expiresAt = Number(row["expires_at"]);
+    if (expiresAt <= now) return null;
+    return { state: "pending", username: String(row["username"]), expiresAt };
+  }
+
+  async activatePending(
+    tokenHash: string,
+    now: number,
+    events: (account: AccountSummary) => NewOutboxItem[],
+  ): Promise<ActivateResult | null> {
+    return this.#transaction(async (client): Promise<ActivateResult | null> => {
+      // A concurrent completion holds the row lock; once it commits, this UPDATE re-checks
+      // state = 'pending' against the new row and matches nothing.
+      const { rows } = await client.query<Row>(
+        `UPDATE users SET state = 'active', verified_at = $1, expires_at = NULL, ip = NULL
+         WHERE token_hash = $2 AND state = 'pending' AND expires_at > $1
+         RETURNING ${ACCOUNT_COLUMNS}`,
+        [now, tokenHash],
+      );
+      const row = rows[0];
+      if (row) {
+        const account = toAccount(row);
+        for (const item of events(account)) await this.#insertOutbox(client, item, account.id);
+        return { outcome: "created", account };
+      }
+      const active = await client.query<Row>(
+        "SELECT username FROM users WHERE token_hash = $1 AND state = 'active'",
+        [tokenHash],
+      );
+      const activeRow = active.rows[0];
+      return activeRow ? { outcome: "already-active", username: String(activeRow["username"]) } : null;
+    });
+  }
+
+  async listPending(now: number): Promise<PendingSummary[]> {
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT u.id, u.username, u.ip, u.created_at, u.expires_at,
+              (SELECT o.state FROM outbox o WHERE o.user_id = u.id AND o.kind = 'mail' ORDER BY o.id DESC LIMIT 1) AS mail_state
+       FROM users u WHERE u.state = 'pending' AND u.expires_at > $1 ORDER BY u.created_at, u.id`,
+      [now],
+    );
+    return rows.map((row) => ({
+      id: Number(row["id"]),
+      username: String(row["username"]),
+      ip: String(row["ip"] ?? ""),
+      createdAt: Number(row["created_at"]),
+      expiresAt: Number(row["expires_at"]),
+      mailStatus: (row["mail_state"] as PendingSummary["mailStatus"] | null) ?? "none",
+    }));
+  }
+
+  async listAccounts(): Promise<AccountSummary[]> {
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT ${ACCOUNT_COLUMNS} FROM users WHERE state = 'active' ORDER BY username`,
+    );
+    return rows.map(toAccount);
+  }
+
+  async deleteAccount(username: string): Promise<boolean> {
+    const { rowCount } = await this.#pool.query("DELETE FROM users WHERE username = $1 AND state = 'active'", [
+      username,
+    ]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async deleteExpiredPending(now: number): Promise<number> {
+    const { rows } = await this.#pool.query<Row>(
+      `WITH voided AS (
+         DELETE FROM users WHERE state = 'pending' AND expires_at <= $1 RETURNING id),
+       mail AS (
+         DELETE FROM outbox WHERE kind = 'mail' AND state = 'queued' AND user_id IN (SELECT id FROM voided))
+       SELECT count(*) AS n FROM voided`,
+      [now],
+    );
+    return Number(rows[0]!["n"]);
+  }
+
+  async forgetTokensVerifiedBefore(before: number): Promise<number> {
+    const { rowCount } = await this.#pool.query(
+      "UPDATE users SET token_hash = NULL WHERE state = 'active' AND token_hash IS NOT NULL AND verified_at < $1",
+      [before],
+    );
+    return rowCount ?? 0;
+  }
+
+  async findLogin(username: string): Promise<LoginRecord | null> {
+    const { rows } = await this.#pool.query<Row>(
+      "SELECT id, username, password_hash FROM users WHERE username = $1 AND state = 'active'",
+      [username],
+    );
+    const row = rows[0];
+    return row
+      ? { id: Number(row["id"]), username: String(row["username"]), passwordHash: String(row["password_hash"]) }
+      : null;
+  }
+
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    await this.#pool.query("INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)", [
+      key.id,
+      key.name,
+      key.secretHash,
+      key.createdAt,
+    ]);
+  }
+
+  async findApiKey(id: string): Promise<ApiKeyRecord | null> {
+    const { rows } = await this.#pool.query<Row>("SELECT * FROM api_keys WHERE id = $1", [id]);
+    return rows[0] ? toApiKey(rows[0]) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const { rows } = await this.#pool.query<Row>("SELECT * FROM api_keys ORDER BY created_at, id");
+    return rows.map(toApiKey);
+  }
+
+  async deleteApiKey(id: string): Promise<boolean> {
+    const { rowCount } = await this.#pool.query("DELETE FROM api_keys WHERE id = $1", [id]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async insertInvite(invite: NewInvite): Promise<InviteRecord> {
+    const { rows } = await this.#pool.query<Row>(
+      `INSERT INTO invites (handle, token_hash, issuer_kind, issuer_id, issuer_name, username, uses_total, uses_left, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING *`,
+      [
+        invite.handle,
+        invite.tokenHash,
+        invite.issuerKind,
+        invite.issuerId,
+        invite.issuerName,
+        invite.username,
+        invite.uses,
+        invite.createdAt,
+        invite.expiresAt,
+      ],
+    );
+    return toInvite(rows[0]!);
+  }
+
+  async findInviteByTokenHash(tokenHash: string): Promise<InviteRecord | null> {
+    const { rows } = await this.#pool.query<Row>("SELECT * FROM invites WHERE token_hash = $1", [tokenHash]);
+    return rows[0] ? toInvite(rows[0]) : null;
+  }
+
+  async findInviteByHandle(handle: string): Promise<InviteRecord | null> {
+    const { rows } = await this.#pool.query<Row>("SELECT * FROM invites WHERE handle = $1", [handle]);
+    return rows[0] ? toInvite(rows[0]) : null;
+  }
+
+  async listInvites(): Promise<InviteRecord[]> {
+    const { rows } = await this.#pool.query<Row>("SELECT * FROM invites ORDER BY created_at, id");
+    return rows.map(toInvite);
+  }
+
+  async revokeInvite(id: number, now: number): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(
+      "UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+      [now, id],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  async acceptInvite(
+    tokenHash: string,
+    now: number,
+    account: NewAccount,
+    events: (account: AccountSummary) => NewOutboxItem[],
+  ): Promise<AcceptInviteResult> {
+    try {
+      return await this.#transaction(async (client): Promise<AcceptInviteResult> => {
+        // The row lock taken here makes concurrent accepts of one invite queue; each re-checks
+        // uses_left > 0 against the committed row, so a one-use invite has exactly one winner.
+        const invited = await client.query<Row>(
+          `UPDATE invites SET uses_left = uses_left - 1
+           WHERE token_hash = $1 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $2
+           RETURNING id, issuer_name`,
+          [tokenHash, now],
+        );
+        const invite = invited.rows[0];
+        if (!invite) return { ok: false, reason: "gone" };
+        // A pending registration that has run out no longer holds its name; its unsent mail goes with it.
+        await client.query(
+          `WITH voided AS (
+             DELETE FROM users WHERE username = $1 AND state = 'pending' AND expires_at <= $2 RETURNING id)
+           DELETE FROM outbox WHERE kind = 'mail' AND state = 'queued' AND user_id IN (SELECT id FROM voided)`,
+          [account.username, now],
+        );
+        let row: Row;
+        try {
+          const inserted = await client.query<Row>(
+            `INSERT INTO users (username, password_hash, state, created_at, verified_at, invited_by, invite_id)
+             VALUES ($1, $2, 'active', $3, $3, $4, $5) RETURNING ${ACCOUNT_COLUMNS}`,
+            [account.username, account.passwordHash, now, invite["issuer_name"], invite["id"]],
+          );
+          row = inserted.rows[0]!;
+        } catch (err) {
+          // Throwing rolls the whole transaction back, so the invite keeps its use.
+          if (uniqueViolation(err) === "users_username_key") throw new NameTaken();
+          throw err;
+        }
+        const created = toAccount(row);
+        for (const item of events(created)) await this.#insertOutbox(client, item, created.id);
+        return { ok: true, account: created };
+      });
+    } catch (err) {
+      if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
+      throw err;
+    }
+  }
+
+  async insertSession(tokenHash: string, userId: number, createdAt: number, expiresAt: number): Promise<void> {
+    await this.#pool.query(
+      "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+      [tokenHash, userId, createdAt, expiresAt],
+    );
+  }
+
+  async findSession(tokenHash: string, now: number): Promise<SessionRecord | null> {
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT s.user_id, s.expires_at, u.username FROM sessions s JOIN users u ON u.id = s.user_id
+       WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.state = 'active'`,
+      [tokenHash, now],
+    );
+    const row = rows[0];
+    return row
+      ? { userId: Number(row["user_id"]), username: String(row["username"]), expiresAt: Number(row["expires_at"]) }
+      : null;
+  }
+
+  async extendSession(tokenHash: string, expiresAt: number): Promise<void> {
+    await this.#pool.query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2", [expiresAt, tokenHash]);
+  }
+
+  async deleteSession(tokenHash: string): Promise<void> {
+    await this.#pool.query("DELETE FROM sessions WHERE token_hash = $1", [tokenHash]);
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    const { rowCount } = await this.#pool.query("DELETE FROM sessions WHERE expires_at <= $1", [now]);
+    return rowCount ?? 0;
+  }
+
+  async claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]> {
+    // SKIP LOCKED lets another instance's claim pass over rows this one is taking; a row it
+    // meets just after that claim commits is re-checked against the new lease_until and left out.
+    const { rows } = await this.#pool.query<Row>(
+      `UPDATE outbox SET lease_until = $1, attempts = attempts + 1
+       WHERE id IN (SELECT id FROM outbox
+                    WHERE state = 'queued' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+                    ORDER BY id LIMIT $3
+                    FOR UPDATE SKIP LOCKED)
+       RETURNING id, kind, payload, attempts, user_id`,
+      [leaseUntil, now, limit],
+    );
+    return rows
+      .map((row) => ({
+        id: Number(row["id"]),
+        kind: row["kind"] as OutboxItem["kind"],
+        payload: String(row["payload"]),
+        attempts: Number(row["attempts"]),
+        userId: row["user_id"] == null ? null : Number(row["user_id"]),
+      }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  async markOutboxSent(id: number, now: number): Promise<void> {
+    // The payload held the address and the token; once sent it has no reason to exist.
+    await this.#pool.query(
+      "UPDATE outbox SET state = 'sent', payload = NULL, lease_until = NULL, last_error = NULL, done_at = $1 WHERE id = $2",
+      [now, id],
+    );
+  }
+
+  async markOutboxRetry(id: number, nextAttemptAt: number, error: string): Promise<void> {
+    await this.#pool.query("UPDATE outbox SET next_attempt_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3", [
+      nextAttemptAt,
+      error.slice(0, 500),
+      id,
+    ]);
+  }
+
+  async markOutboxFailed(id: number, error: string, now: number): Promise<void> {
+    await this.#pool.query(
+      "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $1, done_at = $2 WHERE id = $3",
+      [error.slice(0, 500), now, id],
+    );
+  }
+
+  async outboxDepth(): Promise<number> {
+    const { rows } = await this.#pool.query<Row>("SELECT count(*) AS n FROM outbox WHERE state = 'queued'");
+    return Number(rows[0]!["n"]);
+  }
+}
