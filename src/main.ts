@@ -127,12 +127,29 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     watchFile(configPath, { interval: 1000, persistent: false }, onChange);
   }
 
+  const stopBackground = async () => {
+    watcher?.close();
+    unwatchFile(configPath, onChange);
+    if (debounce) clearTimeout(debounce);
+    clearInterval(sweeper);
+    await outbox.stop();
+    ctx.mailer.close();
+    await redis?.close();
+    await store.close();
+  };
+
   const app = createApp(ctx);
   const server = app.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+  } catch (err) {
+    // A port in use must not leave the config watcher and the store holding the process open.
+    await stopBackground();
+    throw err;
+  }
   // Slow clients cannot hold a connection open forever with a trickle of body bytes.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -151,18 +168,11 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     async close() {
       if (closed) return;
       closed = true;
-      watcher?.close();
-      unwatchFile(configPath, onChange);
-      if (debounce) clearTimeout(debounce);
-      clearInterval(sweeper);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await outbox.stop();
-      ctx.mailer.close();
-      await redis?.close();
-      await store.close();
+      await stopBackground();
     },
   };
 }

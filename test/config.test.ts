@@ -194,6 +194,19 @@ test("check-config exits 1 and names the bad key on stderr", async () => {
   }
 });
 
+test("check-config exits 1 naming a file that does not exist", async () => {
+  const cfg = createConfigDir();
+  try {
+    const missing = join(cfg.dir, "missing.json");
+    const cli = captureIo();
+    assert.equal(await runCli(["check-config", "--config", missing], cli.io), 1);
+    assert.deepEqual(cli.out, []);
+    assert.match(cli.err.join("\n"), /missing\.json[\s\S]*cannot read file/);
+  } finally {
+    cfg.remove();
+  }
+});
+
 // --- hot reload ------------------------------------------------------------------------------
 
 test("an editor's save (write and rename) that adds a mail filter is applied while running", async () => {
