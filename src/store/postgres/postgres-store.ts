@@ -127,7 +127,10 @@ export class PostgresStore implements Store {
       const version = Number(rows[0]?.["version"] ?? 0);
       for (let i = version; i < POSTGRES_MIGRATIONS.length; i++) {
         await client.query(POSTGRES_MIGRATIONS[i]!);
-        await client.query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", [i + 1, Date.now()]);
+        await client.query(
+          "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
+          [i + 1],
+        );
       }
     });
   }

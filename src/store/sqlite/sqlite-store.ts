@@ -349,7 +349,10 @@ export class SqliteStore implements Store {
         .get(tokenHash, now) as Row | undefined;
       if (!invite) return { ok: false, reason: "gone" };
       // A pending registration that has run out no longer holds its name.
-      db.prepare("DELETE FROM users WHERE username = ? AND state = 'pending' AND expires_at <= ?").run(account.username, now);
+      const expired = db
+        .prepare("SELECT id FROM users WHERE username = ? AND state = 'pending' AND expires_at <= ?")
+        .get(account.username, now) as Row | undefined;
+      if (expired) this.#deletePendingRow(Number(expired["id"]));
       let row: Row;
       try {
         row = db
