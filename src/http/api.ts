@@ -1,6 +1,5 @@
 import Router from "@koa/router";
 import type { Context } from "koa";
-import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { acceptInvite, createInvite, describeIssuer, findLiveInvite, type AcceptDeps, type Issuer } from "../domain/invites.ts";
 import { authenticateApiKey } from "../domain/keys.ts";

@@ -40,7 +40,12 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
 
   // Prosody's links look like /invite?TOKEN; ours are /invite/TOKEN. Both work.
   router.get("/invite", async (ctx) => {
-    const token = decodeURIComponent(ctx.querystring.split("&")[0] ?? "");
+    let token = "";
+    try {
+      token = decodeURIComponent(ctx.querystring.split("&")[0] ?? "");
+    } catch {
+      // A broken %-escape cannot name a real invite (tokens are base64url); it is not a server error.
+    }
     if (!token) throw new AppError("INVITE_NOT_FOUND", "this invitation does not exist");
     showForm(ctx, token, await findLiveInvite(deps, token));
   });

@@ -6,7 +6,6 @@ import type {
   ApiKeyRecord,
   InsertPendingResult,
   InviteRecord,
-  IssuerKind,
   LoginRecord,
   NewAccount,
   NewInvite,
@@ -18,48 +17,11 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, type Row } from "../rows.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
 
 // BIGINT columns (ids, epoch-millisecond times, counts) arrive as strings; every mapper goes through Number().
-type Row = Record<string, unknown>;
 type Queryable = pg.Pool | pg.PoolClient;
-
-function toAccount(row: Row): AccountSummary {
-  return {
-    id: Number(row["id"]),
-    username: String(row["username"]),
-    createdAt: Number(row["created_at"]),
-    hasMail: row["mail_hash"] != null,
-    invitedBy: row["invited_by"] == null ? null : String(row["invited_by"]),
-  };
-}
-
-function toInvite(row: Row): InviteRecord {
-  return {
-    id: Number(row["id"]),
-    handle: String(row["handle"]),
-    issuerKind: row["issuer_kind"] as IssuerKind,
-    issuerId: String(row["issuer_id"]),
-    issuerName: String(row["issuer_name"]),
-    username: row["username"] == null ? null : String(row["username"]),
-    usesTotal: Number(row["uses_total"]),
-    usesLeft: Number(row["uses_left"]),
-    createdAt: Number(row["created_at"]),
-    expiresAt: Number(row["expires_at"]),
-    revokedAt: row["revoked_at"] == null ? null : Number(row["revoked_at"]),
-  };
-}
-
-function toApiKey(row: Row): ApiKeyRecord {
-  return {
-    id: String(row["id"]),
-    name: String(row["name"]),
-    secretHash: String(row["secret_hash"]),
-    createdAt: Number(row["created_at"]),
-  };
-}
-
-const ACCOUNT_COLUMNS = "id, username, created_at, mail_hash, invited_by";
 
 /** Which unique constraint an error names, so a lost race maps to the right refusal. */
 function uniqueViolation(err: unknown): string | null {
@@ -262,14 +224,7 @@ export class PostgresStore implements Store {
        FROM users u WHERE u.state = 'pending' AND u.expires_at > $1 ORDER BY u.created_at, u.id`,
       [now],
     );
-    return rows.map((row) => ({
-      id: Number(row["id"]),
-      username: String(row["username"]),
-      ip: String(row["ip"] ?? ""),
-      createdAt: Number(row["created_at"]),
-      expiresAt: Number(row["expires_at"]),
-      mailStatus: (row["mail_state"] as PendingSummary["mailStatus"] | null) ?? "none",
-    }));
+    return rows.map(toPendingSummary);
   }
 
   async listAccounts(): Promise<AccountSummary[]> {
@@ -476,13 +431,7 @@ export class PostgresStore implements Store {
       [leaseUntil, now, limit],
     );
     return rows
-      .map((row) => ({
-        id: Number(row["id"]),
-        kind: row["kind"] as OutboxItem["kind"],
-        payload: String(row["payload"]),
-        attempts: Number(row["attempts"]),
-        userId: row["user_id"] == null ? null : Number(row["user_id"]),
-      }))
+      .map(toOutboxItem)
       .sort((a, b) => a.id - b.id);
   }
 
