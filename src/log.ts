@@ -26,7 +26,7 @@ export function createLogger(level = "info", destination?: DestinationStream): L
   return pino(
     {
       level,
-      base: { service: "gatehouse" },
+      base: { service: "gatehouse", pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

@@ -3,7 +3,7 @@ import type { Context } from "koa";
 import { AppError } from "../errors.ts";
 import { createInvite, type InviteDeps } from "../domain/invites.ts";
 import { authenticateApiKey } from "../domain/keys.ts";
-import { readForm } from "./body.ts";
+import { decodeUtf8, parseJson, readBody, readForm } from "./body.ts";
 
 // As mod_invites_api: any origin may call it, the key is what authorizes.
 function setCors(ctx: Context): void {
@@ -24,7 +24,21 @@ export function presentedKey(ctx: Context, params: Record<string, string | undef
 export async function readParams(ctx: Context): Promise<Record<string, string | undefined>> {
   const params: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(ctx.query)) params[name] = typeof value === "string" ? value : undefined;
-  if (ctx.method === "POST" && (ctx.request.length || ctx.get("transfer-encoding"))) Object.assign(params, await readForm(ctx));
+  if (ctx.method === "POST" && (ctx.request.length || ctx.get("transfer-encoding"))) {
+    Object.assign(params, ctx.is("application/json") ? await readJsonParams(ctx) : await readForm(ctx));
+  }
+  return params;
+}
+
+/** A JSON client writes `"uses": 2`; a number dropped as "not a string" would silently make a one-use invite. */
+async function readJsonParams(ctx: Context): Promise<Record<string, string>> {
+  const value = parseJson(decodeUtf8(await readBody(ctx)));
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new AppError("MALFORMED_REQUEST", "body must be a JSON object");
+  const params: Record<string, string> = {};
+  for (const [name, field] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof field === "string" || typeof field === "number" || typeof field === "boolean") params[name] = String(field);
+    else if (field !== null) throw new AppError("MALFORMED_REQUEST", `${name} must be a string or a number`);
+  }
   return params;
 }
 

@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../../src/config.ts";
+import { waitFor } from "./service.ts";
+
+export interface ServeProcess {
+  child: ChildProcess;
+  /** Every JSON log line the process printed so far. */
+  logs: Record<string, unknown>[];
+  stderr: string[];
+  /** SIGTERM, then the exit code (null if it had to be killed after `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<number | null>;
+}
+
+/** Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens. */
+export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000 } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "bin/gatehouse.js"), "serve", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  let buffered = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString("utf8");
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        stderr.push(line);
+      }
+    }
+  });
+  child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const stop = async (stopTimeoutMs = 15_000): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), stopTimeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  try {
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`gatehouse serve exited with ${child.exitCode}: ${stderr.join("")}`);
+        return logs.filter((l) => l["msg"] === "gatehouse listening").length >= listening;
+      },
+      { timeoutMs, what: "gatehouse serve to listen" },
+    );
+  } catch (err) {
+    await stop(2000);
+    throw err;
+  }
+  return { child, logs, stderr, stop };
+}

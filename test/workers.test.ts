@@ -1,0 +1,66 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
+import { spawnServe } from "./helpers/process.ts";
+import { createConfigDir, freePort, postRegistrationTo, waitFor } from "./helpers/service.ts";
+import { startSmtpSink } from "./helpers/smtp.ts";
+
+/** fetch with a fresh connection each time, so the cluster hands requests to different workers. */
+function registerAt(url: string, fields: ReturnType<typeof registration>) {
+  return fetch(`${url}/register_account/`, {
+    method: "POST",
+    headers: { "content-type": "application/encoded", connection: "close" },
+    body: Buffer.from(JSON.stringify(fields)).toString("base64"),
+  }).then(async (r) => ({ status: r.status, text: await r.text() }));
+}
+
+test("serve --workers 2 shares one listener, one throttle and one outbox sender, and stops cleanly", async (t) => {
+  const smtp = await startSmtpSink();
+  const port = await freePort();
+  const dir = createConfigDir({
+    listen: { host: "127.0.0.1", port },
+    register: { secure: false, authTokens: [AUTH_TOKEN], throttleSeconds: 60 },
+    mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } },
+  });
+  const serve = await spawnServe(["--workers", "2", "--config", dir.configPath], { listening: 2 });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    const listeners = new Set(serve.logs.filter((l) => l["msg"] === "gatehouse listening").map((l) => l["pid"]));
+    assert.equal(listeners.size, 2, "two worker processes listen");
+
+    await t.test("a second registration from one IP is throttled whichever worker answers", async () => {
+      const results = [];
+      for (let i = 0; i < 8; i++) results.push(await registerAt(url, registration({ ip: "203.0.113.77" })));
+      assert.deepEqual(results.map((r) => r.status), [200, 503, 503, 503, 503, 503, 503, 503]);
+      const refusedBy = new Set(serve.logs.filter((l) => l["code"] === "THROTTLED").map((l) => l["pid"]));
+      assert.equal(refusedBy.size, 2, "both workers refused some: the count is shared, not per worker");
+    });
+
+    await t.test("every queued mail is sent exactly once", async () => {
+      const accepted = [];
+      for (let i = 0; i < 6; i++) accepted.push(await registerAt(url, registration({ ip: `203.0.113.${100 + i}` })));
+      assert.ok(accepted.every((r) => r.status === 200));
+      await smtp.waitForMail(7, 15_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      const recipients = smtp.received.flatMap((m) => m.to);
+      assert.equal(recipients.length, 7);
+      assert.equal(new Set(recipients).size, 7);
+    });
+
+    await t.test("a worker that dies is replaced and the service keeps answering", async () => {
+      const victim = [...listeners][1] as number;
+      process.kill(victim, "SIGKILL");
+      await waitFor(() => serve.logs.filter((l) => l["msg"] === "gatehouse listening").length >= 3, { timeoutMs: 20_000, what: "a replacement worker" });
+      const after = await postRegistrationTo(url, registration({ ip: "203.0.113.150" }));
+      assert.equal(after.status, 200);
+    });
+
+    await t.test("SIGTERM stops the primary and its workers with exit code 0", async () => {
+      assert.equal(await serve.stop(), 0);
+    });
+  } finally {
+    await serve.stop();
+    await smtp.close();
+    dir.remove();
+  }
+});
