@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type Router from "@koa/router";
 import Koa from "koa";
 import type { Context, Next } from "koa";
 import type { AppContext } from "./context.ts";
@@ -15,7 +16,6 @@ interface HttpishError {
   status?: number;
   expose?: boolean;
   message?: string;
-  headers?: Record<string, string>;
 }
 
 /** Turns anything thrown into an AppError; unexpected errors stay unexpected (500). */
@@ -23,10 +23,6 @@ function classify(err: unknown): AppError | null {
   if (isAppError(err)) return err;
   const e = err as HttpishError;
   if (e && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
-    if (e.status === 405) {
-      const allow = e.headers?.["Allow"] ?? e.headers?.["allow"];
-      return new AppError("METHOD_NOT_ALLOWED", "method not allowed", { allow: allow ? allow.split(/,\s*/) : [] });
-    }
     if (e.status === 404) return new AppError("NOT_FOUND", "not found");
     if (e.status === 413) return new AppError("BODY_TOO_LARGE", "body too large");
     if (e.status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "unsupported media type");
@@ -58,7 +54,6 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body == null) throw new AppError("NOT_FOUND", "not found");
     } catch (err) {
       const refusal = classify(err);
       if (!refusal) {
@@ -91,6 +86,23 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
   };
 }
 
+/**
+ * What no route answered: 405 naming the methods the path does have, else 404. (The router's own
+ * allowedMethods() leaves Allow empty for `all` routes and answers 501 for methods it does not know.)
+ */
+function methodFallback(routers: Router[]) {
+  return async (ctx: Context, next: Next) => {
+    await next();
+    if (ctx.status !== 404 || ctx.body != null) return;
+    const allowed = new Set<string>();
+    for (const router of routers) {
+      for (const layer of router.match(ctx.path, ctx.method).path) for (const method of layer.methods) allowed.add(method);
+    }
+    if (allowed.size > 0) throw new AppError("METHOD_NOT_ALLOWED", "method not allowed", { allow: [...allowed] });
+    throw new AppError("NOT_FOUND", "not found");
+  };
+}
+
 function requestLog(deps: Pick<AppContext, "log" | "config">) {
   return async (ctx: Context, next: Next) => {
     ctx.app.proxy = deps.config.trustProxy;
@@ -115,17 +127,16 @@ export function createApp(ctx: AppContext): Koa {
   app.silent = true;
   app.use(requestLog(ctx));
   app.use(errorMiddleware(ctx));
-  for (const router of [
+  const routers = [
     registerRouter(ctx),
     verifyRouter(ctx),
     invitesApiRouter(ctx),
     apiRouter(ctx),
     invitePageRouter(ctx),
     opsRouter(ctx),
-  ]) {
-    app.use(router.routes());
-    app.use(router.allowedMethods({ throw: true }));
-  }
+  ];
+  app.use(methodFallback(routers));
+  for (const router of routers) app.use(router.routes());
   // Koa's own fallback would answer 500 for an error it cannot classify; ours never reaches it.
   app.on("error", (err: unknown) => ctx.log.error({ err: String(err) }, "koa error"));
   return app;

@@ -107,8 +107,12 @@ const ROWS: Case[] = [
     code: "AUTH_TOKEN_INVALID",
   },
   {
-    name: "row 5: an auth_token that differs only in case or length is refused",
-    send: (h) => post(h, registration({ auth_token: `${AUTH_TOKEN.toUpperCase()}` })),
+    name: "row 5: an auth_token that differs only in case, or is a prefix of a valid one, is refused",
+    setup: async (h) => {
+      const prefix = await post(h, registration({ auth_token: AUTH_TOKEN.slice(0, -1) }));
+      assert.equal(prefix.status, 401);
+    },
+    send: (h) => post(h, registration({ auth_token: AUTH_TOKEN.toUpperCase() })),
     status: 401,
     code: "AUTH_TOKEN_INVALID",
   },

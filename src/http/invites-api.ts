@@ -51,15 +51,15 @@ export function parseCount(value: string | undefined, name: string): number | un
 /** mod_invites_api: GET or POST {apiPath} with a key creates an invite (201, or 303 with redirect=true). */
 export function invitesApiRouter(deps: InviteDeps): Router {
   const router = new Router();
-  router.all(deps.config.invites.apiPath, async (ctx) => {
+  router.options(deps.config.invites.apiPath, (ctx) => {
     setCors(ctx);
-    if (ctx.method === "OPTIONS") {
-      ctx.status = 204;
-      return;
-    }
-    if (ctx.method !== "GET" && ctx.method !== "POST") {
-      throw new AppError("METHOD_NOT_ALLOWED", "use GET or POST", { allow: ["OPTIONS", "GET", "POST"] });
-    }
+    ctx.status = 204;
+  });
+  router.all(deps.config.invites.apiPath, async (ctx, next) => {
+    setCors(ctx);
+    await next();
+  });
+  const create = async (ctx: Context) => {
     const params = await readParams(ctx);
     const key = await authenticateApiKey(deps, presentedKey(ctx, params));
     if (!key) throw new AppError("API_KEY_INVALID", "a valid API key is required");
@@ -86,6 +86,8 @@ export function invitesApiRouter(deps: InviteDeps): Router {
       issued_at: new Date(created.invite.createdAt).toISOString(),
       expires_at: new Date(created.invite.expiresAt).toISOString(),
     };
-  });
+  };
+  router.get(deps.config.invites.apiPath, create);
+  router.post(deps.config.invites.apiPath, create);
   return router;
 }

@@ -7,8 +7,8 @@ import { decodeRegistration, readBody } from "./body.ts";
 /** mod_register_json's servlet: POST {basePath} with a base64-encoded JSON registration. */
 export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config">): Router {
   const router = new Router();
-  router.all(deps.config.register.basePath, async (ctx) => {
-    if (ctx.method !== "POST") throw new AppError("METHOD_NOT_ALLOWED", "use POST", { allow: ["POST"] });
+  // Other methods get 405 with `Allow: POST` from the app's method fallback (DESIGN §3 row 1).
+  router.post(deps.config.register.basePath, async (ctx) => {
     if (deps.config.register.secure && !ctx.secure) throw new AppError("HTTPS_REQUIRED", "registrations are only accepted over HTTPS");
     const body = await readBody(ctx);
     const input = decodeRegistration(body, ctx.is("application/json") === "application/json");

@@ -38,7 +38,11 @@ export function readSessionCookie(ctx: Context): string | undefined {
  * already keeps the cookie off cross-site requests; this is the second lock for older browsers.
  */
 export function refuseCrossSite(ctx: Context, config: AppContext["config"]): void {
-  if (ctx.get("sec-fetch-site") === "cross-site") throw new AppError("CROSS_SITE_REQUEST", "cross-site requests are not accepted here");
+  const site = ctx.get("sec-fetch-site");
+  if (site === "cross-site") throw new AppError("CROSS_SITE_REQUEST", "cross-site requests are not accepted here");
+  // Our pages send Referrer-Policy: no-referrer, under which browsers post our own forms with
+  // `Origin: null`; a browser that says the request is same-origin is believed over that.
+  if (site === "same-origin") return;
   const origin = ctx.get("origin");
   if (!origin) return;
   const allowed = new Set([new URL(config.publicUrl).origin, `${ctx.protocol}://${ctx.host}`]);

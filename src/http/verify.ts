@@ -63,13 +63,5 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
     await complete(ctx, deps, ctx.params["token"] ?? "");
   });
 
-  // Refused here rather than by allowedMethods(), whose 405 names no allowed methods and whose 501
-  // for methods the router does not know (PROPFIND, …) would surface as a 500.
-  for (const path of [base, `${base}:token`]) {
-    router.all(path, () => {
-      throw new AppError("METHOD_NOT_ALLOWED", "use GET or POST", { allow: ["GET", "HEAD", "POST"] });
-    });
-  }
-
   return router;
 }
