@@ -74,8 +74,8 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
   assert.equal(typeof config.mail.from, "string");
   assert.deepEqual(config.invites, { ttlSeconds: 604800, apiPath: "/invites_api" });
   assert.equal(config.accounts.minPasswordLength, 8);
-  assert.ok(config.accounts.reservedUsernames.includes("admin"));
-  assert.ok(config.accounts.reservedUsernames.includes("root"));
+  assert.ok(config.accounts.reservedUsernames.includes("admin"), "config.accounts.reservedUsernames.includes(\"admin\")");
+  assert.ok(config.accounts.reservedUsernames.includes("root"), "config.accounts.reservedUsernames.includes(\"root\")");
   assert.equal(config.events, undefined);
 });
 
@@ -154,7 +154,7 @@ test("loadConfig names the file when it is missing or not JSON", () => {
   try {
     const missing = join(cfg.dir, "nope.json");
     assert.throws(() => loadConfig(missing), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
+      assert.ok(err instanceof ConfigError, "err instanceof ConfigError");
       assert.match(err.message, /nope\.json/);
       assert.match(err.message, /cannot read file/);
       return true;

@@ -15,7 +15,7 @@ test("the in-memory throttle allows one take per window and gives a point back",
   const key = randomUUID();
   assert.equal(await throttle.take(key), null);
   const wait = await throttle.take(key);
-  assert.ok(wait !== null && wait > 0 && wait <= 60_000);
+  assert.ok(wait !== null && wait > 0 && wait <= 60_000, "wait !== null && wait > 0 && wait <= 60_000");
   await throttle.giveBack(key);
   await throttle.giveBack(key);
   assert.equal(await throttle.take(key), null);
@@ -27,7 +27,7 @@ test("auth failures block a peer after the allowed number and not before", async
   for (let i = 0; i < 9; i++) await authFailures.take(peer);
   assert.equal(await authFailures.blockedFor(peer), null);
   await authFailures.take(peer);
-  assert.ok((await authFailures.blockedFor(peer)) !== null);
+  assert.ok((await authFailures.blockedFor(peer)) !== null, "(await authFailures.blockedFor(peer)) !== null");
 });
 
 if (!REDIS) {
@@ -70,13 +70,13 @@ if (!REDIS) {
       await until(() => logs.text().includes("redis unreachable"), 10_000);
       // Still answering: the insurance limiter counts in memory while Redis is away.
       assert.equal(await limiters.throttle!.take("198.51.100.2"), null);
-      assert.ok((await limiters.throttle!.take("198.51.100.2")) !== null);
+      assert.ok((await limiters.throttle!.take("198.51.100.2")) !== null, "(await limiters.throttle!.take(\"198.51.100.2\")) !== null");
 
       server = startRedis(port);
       await until(() => logs.text().includes("redis is back"), 15_000);
       await waitReady(redis.client);
       assert.equal(await limiters.throttle!.take("198.51.100.3"), null);
-      assert.ok((await limiters.throttle!.take("198.51.100.3")) !== null);
+      assert.ok((await limiters.throttle!.take("198.51.100.3")) !== null, "(await limiters.throttle!.take(\"198.51.100.3\")) !== null");
     } finally {
       await redis.close();
       await stopRedis(server);

@@ -44,7 +44,7 @@ test("the verification mail goes out over SMTP and its link creates the account"
     const token = res.text;
 
     const [received] = await sink.waitForMail(1);
-    assert.ok(received);
+    assert.ok(received, "received");
     assert.deepEqual(received.to, ["dana.e2e@example.org"]);
     assert.equal(received.from, "noreply@gatehouse.test");
 
@@ -154,7 +154,7 @@ test("mail queued while the SMTP server is down is retried and arrives exactly o
     assert.equal(sink.received.length, 1);
     assert.deepEqual(sink.received[0]!.to, ["frank.e2e@example.org"]);
     const mail = await simpleParser(sink.received[0]!.raw);
-    assert.ok(mail.text?.includes(`${PUBLIC_URL}${BASE_PATH}verify/${res.text}`));
+    assert.ok(mail.text?.includes(`${PUBLIC_URL}${BASE_PATH}verify/${res.text}`), "mail.text?.includes(`${PUBLIC_URL}${BASE_PATH}verify/${res.text}`)");
     assert.equal(countLogs(svc.logs, "mail sent"), 1);
   } finally {
     await svc?.close();

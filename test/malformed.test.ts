@@ -226,7 +226,7 @@ test("deeply nested JSON within 64 KiB is refused with 400, raw and in base64", 
     const arrays = "[".repeat(10_000) + "]".repeat(10_000);
     const objects = '{"a":'.repeat(10_000) + "1" + "}".repeat(10_000);
     const inField = JSON.stringify(registration()).replace(/"username":"[^"]*"/, `"username":${"[".repeat(20_000)}${"]".repeat(20_000)}`);
-    assert.ok(objects.length < BODY_LIMIT && inField.length < BODY_LIMIT);
+    assert.ok(objects.length < BODY_LIMIT && inField.length < BODY_LIMIT, "objects.length < BODY_LIMIT && inField.length < BODY_LIMIT");
     await expectRefusal(await postJsonText(h, arrays), 400, "raw nested arrays");
     await expectRefusal(await postBase64Text(h, encode(arrays)), 400, "base64 nested arrays");
     await expectRefusal(await postJsonText(h, objects), 400, "raw nested objects");
@@ -391,7 +391,7 @@ test("a lone surrogate escaped in JSON is refused with 406, and the refusal log 
     const json = JSON.stringify(registration({ username: "@@" })).replace('"@@"', '"\\ud800"');
     const res = await postJsonText(h, json);
     await expectRefusal(res, 406, "lone surrogate");
-    assert.ok(h.logs.lines.some((l) => l["code"] === "USERNAME_INVALID"));
+    assert.ok(h.logs.lines.some((l) => l["code"] === "USERNAME_INVALID"), "h.logs.lines.some((l) => l[\"code\"] === \"USERNAME_INVALID\")");
   });
 });
 
@@ -452,7 +452,7 @@ test("wrong methods on the verify routes are refused with 405 naming GET and POS
       for (const method of ["put", "delete", "patch", "propfind", "mkcol"]) {
         const res = await request(h, method, path).type("form").send(`uuid=${token.text}`);
         assert.equal(res.status, 405, `${method} ${path}: ${res.status}`);
-        assert.ok(res.text.length > 0);
+        assert.ok(res.text.length > 0, "res.text.length > 0");
         const allow = String(res.headers["allow"]).split(/,\s*/);
         assert.ok(allow.includes("GET") && allow.includes("POST"), `${method} ${path}: Allow ${res.headers["allow"]}`);
         assert.deepEqual(await storeSnapshot(h), snapshot, `${method} ${path} changed the store`);

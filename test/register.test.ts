@@ -348,7 +348,7 @@ const FIRST_FAILURE_WINS: Case[] = [
     send: (h) => post(h, registration({ mail: "ivy@example.org", ip: "192.0.2.63" })),
     status: 503,
     code: "THROTTLED",
-    check: (res) => assert.ok(res.headers["retry-after"]),
+    check: (res) => assert.ok(res.headers["retry-after"], "res.headers[\"retry-after\"]"),
   },
 ];
 
@@ -380,7 +380,7 @@ test("a refused request is logged with its reason and the end-user ip, never wit
     assert.equal(line["code"], "IP_BLACKLISTED");
     assert.equal(line["ip"], "203.0.113.77");
     assert.doesNotMatch(h.logs.text(), /hunter2-secret-pw/);
-    assert.ok(!h.logs.text().includes(AUTH_TOKEN));
+    assert.ok(!h.logs.text().includes(AUTH_TOKEN), "!h.logs.text().includes(AUTH_TOKEN)");
   });
 });
 
@@ -435,7 +435,7 @@ for (const e of ENCODINGS) {
       const fields = registrationWithBase64Specials();
       const body = e.encode(encode(fields));
       if (e.name.startsWith("URL-safe")) assert.match(body, /[-_]/);
-      if (e.name.includes("wrapped")) assert.ok(body.length > 76 && /\n/.test(body));
+      if (e.name.includes("wrapped")) assert.ok(body.length > 76 && /\n/.test(body), "body.length > 76 && /\\n/.test(body)");
       const res = await h.http.post(BASE).set("Content-Type", "application/encoded").send(body);
       assert.equal(res.status, 200, res.text);
       assert.match(res.text, TOKEN_SHAPE);
@@ -513,7 +513,7 @@ test("whitelisted ips are exempt from the throttle, IPv4-mapped forms included; 
     assert.equal((await post(h, registration({ ip: "203.0.113.5" }))).status, 200);
     const second = await post(h, registration({ ip: "203.0.113.5" }));
     assert.equal(second.status, 503);
-    assert.ok(second.headers["retry-after"]);
+    assert.ok(second.headers["retry-after"], "second.headers[\"retry-after\"]");
   });
 });
 
@@ -582,7 +582,7 @@ test("errors are {error, message} JSON when the client asks for JSON", async () 
     assert.deepEqual(Object.keys(res.body).sort(), ["error", "message"]);
     assert.equal(res.body.error, "PASSWORD_TOO_SHORT");
     assert.equal(typeof res.body.message, "string");
-    assert.ok(res.body.message.length > 0);
+    assert.ok(res.body.message.length > 0, "res.body.message.length > 0");
   });
 });
 
@@ -594,7 +594,7 @@ test("errors are a short plain-text reason otherwise", async () => {
       const res = await req;
       assert.equal(res.status, 400);
       assert.match(String(res.headers["content-type"]), /^text\/plain/, `Accept: ${accept}`);
-      assert.ok(res.text.length > 0 && res.text.length < 200);
+      assert.ok(res.text.length > 0 && res.text.length < 200, "res.text.length > 0 && res.text.length < 200");
       assert.doesNotMatch(res.text, /^\s*[{<]/);
     }
   });
@@ -642,7 +642,7 @@ test("20 concurrent registrations of one username give exactly one 200, the othe
     );
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, ...Array(19).fill(401)], JSON.stringify(results.map((r) => r.text)));
-    assert.ok(results.filter((r) => r.status === 401).every((r) => r.body.error === "USERNAME_PENDING"));
+    assert.ok(results.filter((r) => r.status === 401).every((r) => r.body.error === "USERNAME_PENDING"), "results.filter((r) => r.status === 401).every((r) => r.body.error === \"USERNAME_PENDING\")");
     const pending = await h.ctx.store.listPending(h.clock.now());
     assert.deepEqual(pending.map((p) => p.username), ["racer"]);
     assert.equal(await h.ctx.store.outboxDepth(), 1, "one mail for one registration");
@@ -656,7 +656,7 @@ test("20 concurrent registrations with one mail and different names give exactly
     );
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, ...Array(19).fill(409)], JSON.stringify(results.map((r) => r.text)));
-    assert.ok(results.filter((r) => r.status === 409).every((r) => r.body.error === "MAIL_TAKEN"));
+    assert.ok(results.filter((r) => r.status === 409).every((r) => r.body.error === "MAIL_TAKEN"), "results.filter((r) => r.status === 409).every((r) => r.body.error === \"MAIL_TAKEN\")");
     assert.equal((await h.ctx.store.listPending(h.clock.now())).length, 1);
     assert.equal(await h.ctx.store.outboxDepth(), 1);
   });

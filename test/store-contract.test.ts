@@ -163,7 +163,7 @@ function contract(name: string, makeStore: MakeStore): void {
       it("a pending registration holds its name and mail hash until it expires", async (store) => {
         const p = pending({ username: "juliet", mailHash: "juliet-mail" });
         const id = await insertOk(store, p);
-        assert.ok(Number.isInteger(id) && id > 0);
+        assert.ok(Number.isInteger(id) && id > 0, "Number.isInteger(id) && id > 0");
         assert.equal(await store.findNameHolder("juliet", T0), "pending");
         assert.equal(await store.isMailHashHeld("juliet-mail", T0), true);
         assert.equal(await store.findNameHolder("juliet", p.expiresAt - 1), "pending");
@@ -297,7 +297,7 @@ function contract(name: string, makeStore: MakeStore): void {
           Array.from({ length: 20 }, () => store.insertPending(pending({ username: "contested" }), [mail()])),
         );
         assert.equal(results.filter((r) => r.ok).length, 1);
-        assert.ok(results.every((r) => r.ok || r.conflict === "username"));
+        assert.ok(results.every((r) => r.ok || r.conflict === "username"), "results.every((r) => r.ok || r.conflict === \"username\")");
         assert.equal(await store.outboxDepth(), 1);
       });
 
@@ -306,7 +306,7 @@ function contract(name: string, makeStore: MakeStore): void {
           Array.from({ length: 20 }, () => store.insertPending(pending({ mailHash: "contested" }), [])),
         );
         assert.equal(results.filter((r) => r.ok).length, 1);
-        assert.ok(results.every((r) => r.ok || r.conflict === "mail"));
+        assert.ok(results.every((r) => r.ok || r.conflict === "mail"), "results.every((r) => r.ok || r.conflict === \"mail\")");
       });
 
       it("of 20 concurrent activations of one token exactly one creates the account", async (store, fixture) => {
@@ -401,7 +401,7 @@ function contract(name: string, makeStore: MakeStore): void {
             ["zed", null, true],
           ],
         );
-        assert.ok(accounts.every((a) => Number.isInteger(a.id) && a.createdAt === T0));
+        assert.ok(accounts.every((a) => Number.isInteger(a.id) && a.createdAt === T0), "accounts.every((a) => Number.isInteger(a.id) && a.createdAt === T0)");
       });
 
       it("deleteAccount removes the account and frees its name and mail hash", async (store) => {
@@ -431,7 +431,7 @@ function contract(name: string, makeStore: MakeStore): void {
         assert.deepEqual(await store.findByTokenHash(late.tokenHash, T0 + 20), { state: "active", username: late.username });
         assert.equal((await store.findByTokenHash(waiting.tokenHash, T0 + 20))?.state, "pending");
         assert.equal(await store.findNameHolder(early.username, T0 + 20), "account");
-        assert.ok(await store.findLogin(early.username));
+        assert.ok(await store.findLogin(early.username), "await store.findLogin(early.username)");
       });
 
       it("findLogin finds accounts, not pending registrations", async (store) => {
@@ -479,7 +479,7 @@ function contract(name: string, makeStore: MakeStore): void {
           expiresAt: inv.expiresAt,
           revokedAt: null,
         });
-        assert.ok(Number.isInteger(record.id));
+        assert.ok(Number.isInteger(record.id), "Number.isInteger(record.id)");
         assert.deepEqual(await store.findInviteByTokenHash(inv.tokenHash), record);
         assert.deepEqual(await store.findInviteByHandle(inv.handle), record);
         assert.equal(await store.findInviteByTokenHash("nope"), null);
@@ -611,7 +611,7 @@ function contract(name: string, makeStore: MakeStore): void {
         assert.equal(await store.deleteExpiredSessions(T0 + MINUTE), 1);
         assert.equal(await store.deleteExpiredSessions(T0 + MINUTE), 0);
         assert.equal(await store.findSession("old", T0), null);
-        assert.ok(await store.findSession("new", T0 + MINUTE));
+        assert.ok(await store.findSession("new", T0 + MINUTE), "await store.findSession(\"new\", T0 + MINUTE)");
       });
 
       it("deleting an account deletes its sessions", async (store) => {
@@ -621,7 +621,7 @@ function contract(name: string, makeStore: MakeStore): void {
         await store.insertSession("kept-session", kept.id, T0, T0 + DAY);
         await store.deleteAccount("gone");
         assert.equal(await store.findSession("gone-session", T0), null);
-        assert.ok(await store.findSession("kept-session", T0));
+        assert.ok(await store.findSession("kept-session", T0), "await store.findSession(\"kept-session\", T0)");
         // Nothing of the deleted account's session is left to expire later.
         assert.equal(await store.deleteExpiredSessions(T0 + 2 * DAY), 1);
       });
@@ -632,7 +632,7 @@ function contract(name: string, makeStore: MakeStore): void {
         await insertOk(store, pending(), ["a", "b", "c"].map((p) => mail(p)));
         const first = await store.claimOutbox(T0, T0 + MINUTE, 2);
         assert.deepEqual(first.map((i) => [i.payload, i.attempts]), [["a", 1], ["b", 1]]);
-        assert.ok(first[0]!.id < first[1]!.id);
+        assert.ok(first[0]!.id < first[1]!.id, "first[0]!.id < first[1]!.id");
         const rest = await store.claimOutbox(T0, T0 + MINUTE, 10);
         assert.deepEqual(rest.map((i) => i.payload), ["c"]);
         assert.deepEqual(await store.claimOutbox(T0 + MINUTE - 1, T0 + 2 * MINUTE, 10), []);
@@ -648,7 +648,7 @@ function contract(name: string, makeStore: MakeStore): void {
       it("an item whose lease ran out is claimed again, as after a crashed sender", async (store, fixture) => {
         await insertOk(store, pending(), [mail("orphaned")]);
         const [claimed] = await store.claimOutbox(T0, T0 + MINUTE, 10);
-        assert.ok(claimed);
+        assert.ok(claimed, "claimed");
         const other = await fixture.connect();
         const again = await other.claimOutbox(T0 + MINUTE, T0 + 2 * MINUTE, 10);
         assert.deepEqual(again.map((i) => [i.id, i.payload, i.attempts]), [[claimed.id, "orphaned", 2]]);

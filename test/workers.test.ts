@@ -39,7 +39,7 @@ test("serve --workers 2 shares one listener, one throttle and one outbox sender,
     await t.test("every queued mail is sent exactly once", async () => {
       const accepted = [];
       for (let i = 0; i < 6; i++) accepted.push(await registerAt(url, registration({ ip: `203.0.113.${100 + i}` })));
-      assert.ok(accepted.every((r) => r.status === 200));
+      assert.ok(accepted.every((r) => r.status === 200), "accepted.every((r) => r.status === 200)");
       await smtp.waitForMail(7, 15_000);
       await new Promise((r) => setTimeout(r, 1500));
       const recipients = smtp.received.flatMap((m) => m.to);
