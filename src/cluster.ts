@@ -4,8 +4,6 @@ import { RateLimiterClusterMaster } from "rate-limiter-flexible";
 
 type Role = "sender" | "web";
 
-// A worker that dies this soon after it was forked is failing to start, not crashing: don't loop.
-const EARLY_EXIT_MS = 5_000;
 
 /**
  * The primary of `serve --workers N`: forks N workers that share one listener, keeps the
@@ -14,13 +12,13 @@ const EARLY_EXIT_MS = 5_000;
  */
 export function runPrimary(workers: number, log: Logger): Promise<number> {
   new RateLimiterClusterMaster();
-  const roles = new Map<number, { role: Role; started: number }>();
+  const roles = new Map<number, { role: Role; listening: boolean }>();
   let stopping = false;
   let exitCode = 0;
 
   const fork = (role: Role): Worker => {
     const worker = cluster.fork({ GATEHOUSE_WORKER_ROLE: role });
-    roles.set(worker.id, { role, started: Date.now() });
+    roles.set(worker.id, { role, listening: false });
     return worker;
   };
 
@@ -47,7 +45,8 @@ export function runPrimary(workers: number, log: Logger): Promise<number> {
         return;
       }
       const role = info?.role ?? "web";
-      if (info && Date.now() - info.started < EARLY_EXIT_MS) {
+      // A worker that dies before it listens is failing to start, not crashing: don't loop.
+      if (info && !info.listening) {
         log.error({ pid: worker.process.pid, code, signal }, "a worker failed to start; stopping");
         exitCode = 1;
         stopAll("worker-failed");
@@ -57,6 +56,10 @@ export function runPrimary(workers: number, log: Logger): Promise<number> {
       fork(role);
     });
 
+    cluster.on("listening", (worker) => {
+      const info = roles.get(worker.id);
+      if (info) info.listening = true;
+    });
     process.on("SIGHUP", hup);
     process.once("SIGTERM", () => stopAll("SIGTERM"));
     process.once("SIGINT", () => stopAll("SIGINT"));

@@ -4,7 +4,7 @@ import { queueEvent } from "../mail/outbox.ts";
 import type { AccountSummary, InviteRecord, NewOutboxItem } from "../store/store.ts";
 import { hashPassword } from "./passwords.ts";
 import { checkPassword, prepareRequestedName, refuseReservedName } from "./registration.ts";
-import { createToken, hashToken } from "./secrets.ts";
+import { createHandle, createToken, hashToken } from "./secrets.ts";
 
 export type Issuer =
   | { kind: "user"; id: number; name: string }
@@ -56,7 +56,7 @@ export async function createInvite(deps: InviteDeps, issuer: Issuer, options: In
   const now = deps.clock.now();
   const token = createToken(deps.random, 24);
   const invite = await deps.store.insertInvite({
-    handle: createToken(deps.random, 6),
+    handle: createHandle(deps.random),
     tokenHash: hashToken(token),
     issuerKind: issuer.kind,
     issuerId: issuer.kind === "admin" ? "admin" : issuer.kind === "user" ? `u${issuer.id}` : issuer.id,

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { AppContext } from "../context.ts";
 import type { ApiKeyRecord } from "../store/store.ts";
-import { createToken, hashToken } from "./secrets.ts";
+import { createHandle, createToken, hashToken } from "./secrets.ts";
 
 export type KeyDeps = Pick<AppContext, "store" | "clock" | "random">;
 
@@ -14,7 +14,7 @@ export interface CreatedApiKey {
 
 /** Like mod_invites_api: a short public id and a secret, presented together as ID/SECRET. */
 export async function createApiKey(deps: KeyDeps, name = ""): Promise<CreatedApiKey> {
-  const id = createToken(deps.random, 6);
+  const id = createHandle(deps.random);
   const secret = createToken(deps.random, 32);
   await deps.store.insertApiKey({ id, name, secretHash: hashToken(secret), createdAt: deps.clock.now() });
   return { id, name, key: `${id}/${secret}` };

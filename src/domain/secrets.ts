@@ -9,6 +9,14 @@ export function createToken(random: RandomSource, bytes = 32): string {
   return random(bytes).toString("base64url");
 }
 
+/**
+ * A short public name (API key id, invite handle): hex, so it never starts with "-" and is read
+ * as an option when an admin passes it to the CLI. 40 bits keep collisions out of reach.
+ */
+export function createHandle(random: RandomSource): string {
+  return random(5).toString("hex");
+}
+
 /** Tokens are high-entropy, so a plain SHA-256 is enough to store them without making them usable. */
 export function hashToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
