@@ -26,11 +26,13 @@ export interface Config {
     filteredMails: string[];
     pendingTtlSeconds: number;
     sendMail: boolean;
+    blockDisposable: boolean;
   };
   mail: { from: string; transport: MailTransportOption };
   invites: { ttlSeconds: number; apiPath: string };
   accounts: { minPasswordLength: number; reservedUsernames: string[] };
   events?: { webhook?: { url: string; secret: string } };
+  metrics: { enabled: boolean; listen?: { host: string; port: number } };
 }
 
 const ipOrCidr = { type: "string", minLength: 1, format: "ip-or-cidr" };
@@ -69,6 +71,7 @@ export const CONFIG_SCHEMA = {
         filteredMails: { type: "array", items: { type: "string", format: "regex" }, default: [] },
         pendingTtlSeconds: { type: "integer", minimum: 1, default: 86400 },
         sendMail: { type: "boolean", default: true },
+        blockDisposable: { type: "boolean", default: false },
       },
     },
     mail: {
@@ -105,6 +108,23 @@ export const CONFIG_SCHEMA = {
           type: "array",
           items: { type: "string", minLength: 1 },
           default: ["admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "security", "support", "noc"],
+        },
+      },
+    },
+    metrics: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: "boolean", default: true },
+        listen: {
+          type: "object",
+          additionalProperties: false,
+          required: ["port"],
+          properties: {
+            host: { type: "string", minLength: 1, default: "127.0.0.1" },
+            port: { type: "integer", minimum: 0, maximum: 65535 },
+          },
         },
       },
     },
@@ -241,5 +261,6 @@ export function restartOnlyChanges(previous: Config, next: Config): string[] {
   if (previous.trustProxy !== next.trustProxy) changed.push("trustProxy");
   if (previous.register.basePath !== next.register.basePath) changed.push("register.basePath");
   if (previous.invites.apiPath !== next.invites.apiPath) changed.push("invites.apiPath");
+  if (JSON.stringify(previous.metrics) !== JSON.stringify(next.metrics)) changed.push("metrics");
   return changed;
 }
