@@ -103,7 +103,7 @@ function methodFallback(routers: Router[]) {
   };
 }
 
-function requestLog(deps: Pick<AppContext, "log" | "config">) {
+function requestLog(deps: Pick<AppContext, "log" | "config" | "metrics">) {
   return async (ctx: Context, next: Next) => {
     ctx.app.proxy = deps.config.trustProxy;
     ctx.state.reqId = randomUUID();
@@ -114,10 +114,11 @@ function requestLog(deps: Pick<AppContext, "log" | "config">) {
     try {
       await next();
     } finally {
-      deps.log.debug(
-        { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: ctx.status, ms: Math.round(performance.now() - started) },
-        "request",
-      );
+      const seconds = (performance.now() - started) / 1000;
+      const route = routeOf(ctx);
+      deps.metrics.requests.inc({ route, method: ctx.method, status: ctx.status });
+      deps.metrics.requestDuration.observe({ route, method: ctx.method }, seconds);
+      deps.log.debug({ reqId: ctx.state.reqId, method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, "request");
     }
   };
 }
@@ -137,7 +138,13 @@ export function createApp(ctx: AppContext): Koa {
   ];
   app.use(methodFallback(routers));
   for (const router of routers) app.use(router.routes());
-  // Koa's own fallback would answer 500 for an error it cannot classify; ours never reaches it.
-  app.on("error", (err: unknown) => ctx.log.error({ err: String(err) }, "koa error"));
+  // What reaches Koa's own handler is a broken connection or a request Node could not parse: the
+  // client's fault, so it must not be able to fill the error log with them.
+  app.on("error", (err: unknown) => {
+    const code = String((err as { code?: unknown }).code ?? "");
+    const clientFault = code.startsWith("HPE_") || code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED";
+    if (clientFault) ctx.log.debug({ code, reason: String(err) }, "client connection error");
+    else ctx.log.error({ err: String(err) }, "koa error");
+  });
   return app;
 }

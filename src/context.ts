@@ -4,6 +4,7 @@ import { compileRules, type Rules } from "./domain/filters.ts";
 import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
 import { createToken, cryptoRandom, Sealer, type RandomSource } from "./domain/secrets.ts";
 import { createMailTransport, type MailTransport } from "./mail/transport.ts";
+import { Metrics } from "./metrics.ts";
 import type { Store } from "./store/store.ts";
 import { Templates } from "./templates.ts";
 
@@ -29,6 +30,7 @@ export interface AppContext {
   secret: string;
   sealer: Sealer;
   templates: Templates;
+  metrics: Metrics;
   /** Tells the outbox sender there is new work, so mail does not wait for its next poll. */
   notifyOutbox: () => void;
 }
@@ -58,6 +60,7 @@ export async function createContext(config: Config, store: Store, options: Conte
     secret,
     sealer: new Sealer(secret),
     templates: new Templates(options.templateDir),
+    metrics: new Metrics(store),
     notifyOutbox: () => {},
   };
 }

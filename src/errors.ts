@@ -10,6 +10,7 @@ export type ErrorCode =
   | "TOO_MANY_ATTEMPTS"
   | "IP_BLACKLISTED"
   | "MAIL_FILTERED"
+  | "MAIL_DISPOSABLE"
   | "USERNAME_INVALID"
   | "PASSWORD_TOO_SHORT"
   | "USERNAME_RESERVED"
@@ -42,6 +43,7 @@ export function statusOf(code: ErrorCode): number {
     case "CROSS_SITE_REQUEST":
     case "IP_BLACKLISTED":
     case "MAIL_FILTERED":
+    case "MAIL_DISPOSABLE":
     case "USERNAME_RESERVED":
       return 403;
     case "NOT_FOUND":

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { watch, watchFile, unwatchFile, readFileSync, type FSWatcher } from "node:fs";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
@@ -29,6 +29,8 @@ export interface ServeOptions {
 
 export interface RunningService {
   url: string;
+  /** Where /metrics is served when it has a listener of its own. */
+  metricsUrl: string | null;
   ctx: AppContext;
   server: Server;
   outbox: OutboxSender;
@@ -38,6 +40,27 @@ export interface RunningService {
 }
 
 const SWEEP_MS = 60_000;
+
+function addressUrl(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+function serveMetrics(ctx: AppContext): Server {
+  const listen = ctx.config.metrics.listen!;
+  const server = createServer((req, res) => {
+    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    ctx.metrics.render().then(
+      ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(body),
+      () => res.writeHead(503, { "content-type": "text/plain" }).end("metrics unavailable"),
+    );
+  });
+  return server.listen(listen.port, listen.host);
+}
 
 function fingerprint(file: string): string | null {
   try {
@@ -68,7 +91,10 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       const voided = await store.deleteExpiredPending(now);
       await store.forgetTokensVerifiedBefore(now - ctx.config.register.pendingTtlSeconds * 1000);
       await store.deleteExpiredSessions(now);
-      if (voided > 0) log.info({ count: voided }, "expired pending registrations removed");
+      if (voided > 0) {
+        ctx.metrics.expirations.inc(voided);
+        log.info({ count: voided }, "expired pending registrations removed");
+      }
     } catch (err) {
       log.error({ err: String(err) }, "sweep failed");
     }
@@ -140,12 +166,22 @@ export async function startService(options: ServeOptions): Promise<RunningServic
 
   const app = createApp(ctx);
   const server = app.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
+  // Metrics may get a listener of their own, e.g. on an address only the monitoring network reaches.
+  const metricsServer = config.metrics.enabled && config.metrics.listen ? serveMetrics(ctx) : null;
+  // Both outcomes are awaited from the moment listen() is called, so neither event can be missed.
+  const started = [server, metricsServer].map((listener) =>
+    listener
+      ? new Promise<void>((resolve, reject) => {
+          listener.once("listening", resolve);
+          listener.once("error", reject);
+        })
+      : Promise.resolve(),
+  );
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("listening", resolve);
-      server.once("error", reject);
-    });
+    await Promise.all(started);
   } catch (err) {
+    server.close();
+    metricsServer?.close();
     // A port in use must not leave the config watcher and the store holding the process open.
     await stopBackground();
     throw err;
@@ -153,14 +189,13 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   // Slow clients cannot hold a connection open forever with a trickle of body bytes.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = addressUrl(server);
   log.info({ url, storage: store.kind, transport: ctx.mailer.description }, "gatehouse listening");
 
   let closed = false;
   return {
     url,
+    metricsUrl: metricsServer ? addressUrl(metricsServer) : null,
     ctx,
     server,
     outbox,
@@ -172,6 +207,8 @@ export async function startService(options: ServeOptions): Promise<RunningServic
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       await stopBackground();
     },
   };

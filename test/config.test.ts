@@ -69,7 +69,9 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
     filteredMails: [],
     pendingTtlSeconds: 86400,
     sendMail: true,
+    blockDisposable: false,
   });
+  assert.deepEqual(config.metrics, { enabled: true });
   assert.equal(config.mail.transport, "dir:./data/mail");
   assert.equal(typeof config.mail.from, "string");
   assert.deepEqual(config.invites, { ttlSeconds: 604800, apiPath: "/invites_api" });

@@ -1,5 +1,6 @@
 import ipaddr from "ipaddr.js";
 import type { Config } from "../config.ts";
+import { findDisposableDomain } from "./disposable.ts";
 import { prepareUsername } from "./username.ts";
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -10,6 +11,8 @@ export interface Rules {
   whitelist: Range[];
   mailFilters: { source: string; pattern: RegExp }[];
   reserved: Set<string>;
+  /** register.blockDisposable: refuse addresses on a disposable-mail domain or a subdomain of one. */
+  blockDisposable: boolean;
 }
 
 /** Parses an address, folding IPv4-mapped IPv6 (::ffff:1.2.3.4) to plain IPv4. Null when it is not an IP. */
@@ -48,6 +51,7 @@ export function compileRules(config: Config): Rules {
         return prepared.ok ? prepared.username : name.toLowerCase();
       }),
     ),
+    blockDisposable: config.register.blockDisposable,
   };
 }
 
@@ -63,6 +67,11 @@ export function findMailFilter(mail: string, rules: Rules): string | null {
     if (filter.pattern.test(mail)) return filter.source;
   }
   return null;
+}
+
+/** The disposable-mail domain that refuses `mail`, when the gate blocks them; null otherwise. */
+export function findDisposableBlock(mail: string, rules: Rules): string | null {
+  return rules.blockDisposable ? findDisposableDomain(mail) : null;
 }
 
 export interface FilterVerdict {
@@ -84,5 +93,7 @@ export function explainFilters(rules: Rules, ipText: string, mail: string): Filt
   }
   const filter = findMailFilter(mail.trim(), rules);
   if (filter) reasons.push(`mail matches filter ${JSON.stringify(filter)} (403)`);
+  const disposable = findDisposableBlock(mail.trim(), rules);
+  if (disposable) reasons.push(`mail domain ${disposable} is on the disposable-mail list and register.blockDisposable is on (403)`);
   return { allowed: reasons.length === 0, reasons, notes };
 }

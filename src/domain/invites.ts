@@ -98,7 +98,12 @@ export type AcceptDeps = InviteDeps & Pick<AppContext, "sealer" | "log" | "notif
  * Creates an account with an invite. Cheap checks first; the password is hashed only for a
  * request that can succeed, and the use of the invite and the account are one transaction.
  */
-export async function acceptInvite(deps: AcceptDeps, token: string, name: string, password: string): Promise<AccountSummary> {
+export async function acceptInvite(
+  deps: AcceptDeps,
+  token: string,
+  name: string,
+  password: string,
+): Promise<{ account: AccountSummary; invite: InviteRecord }> {
   const invite = await findLiveInvite(deps, token);
   const username = prepareRequestedName(name);
   refuseReservedName(deps, username);
@@ -134,7 +139,7 @@ export async function acceptInvite(deps: AcceptDeps, token: string, name: string
   }
   deps.log.info({ event: "user-registered", username: result.account.username, userId: result.account.id, via: "invite", invite: invite.handle }, "user-registered");
   if (webhook) deps.notifyOutbox();
-  return result.account;
+  return { account: result.account, invite };
 }
 
 export function listInvites(deps: Pick<AppContext, "store">): Promise<InviteRecord[]> {

@@ -1,7 +1,7 @@
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { queueMail } from "../mail/outbox.ts";
-import { findMailFilter, findRange, parseIp } from "./filters.ts";
+import { findDisposableBlock, findMailFilter, findRange, parseIp } from "./filters.ts";
 import { hashPassword, passwordLength } from "./passwords.ts";
 import { createToken, hashMail, hashToken, matchesAnySecret, normalizeMail } from "./secrets.ts";
 import { prepareUsername } from "./username.ts";
@@ -70,6 +70,9 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
 
   const mail = normalizeMail(input.mail);
   if (findMailFilter(mail, rules)) throw new AppError("MAIL_FILTERED", "registrations with this mail address are not allowed");
+  // A mail rule too (row 7); the domain named is the list's, never the person's address.
+  const disposable = findDisposableBlock(mail, rules);
+  if (disposable) throw new AppError("MAIL_DISPOSABLE", `registrations with disposable mail addresses (${disposable}) are not allowed`);
 
   const username = prepareRequestedName(input.username);
   checkPassword(deps, input.password);

@@ -1,5 +1,6 @@
 import Router from "@koa/router";
 import type { Context } from "koa";
+import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { acceptInvite, createInvite, describeIssuer, findLiveInvite, type AcceptDeps, type Issuer } from "../domain/invites.ts";
 import { authenticateApiKey } from "../domain/keys.ts";
@@ -8,7 +9,7 @@ import { decodeUtf8, parseJson, readBody } from "./body.ts";
 import { presentedKey } from "./invites-api.ts";
 import { clearSessionCookie, readSessionCookie, refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
-export type ApiDeps = AcceptDeps & LoginDeps;
+export type ApiDeps = AcceptDeps & LoginDeps & Pick<AppContext, "metrics">;
 
 /** The API speaks JSON only; requiring the type also keeps cross-site HTML forms out. */
 async function readJsonObject(ctx: Context, { optional = false } = {}): Promise<Record<string, unknown>> {
@@ -53,6 +54,7 @@ export function apiRouter(deps: ApiDeps): Router {
     const issuer = await issuerOf(ctx);
     await readJsonObject(ctx, { optional: true });
     const created = await createInvite(deps, issuer);
+    deps.metrics.countInvite(deps.metrics.invitesCreated, created.invite);
     ctx.body = {
       id: created.token,
       issuer: created.invite.issuerId,
@@ -79,14 +81,20 @@ export function apiRouter(deps: ApiDeps): Router {
 
   router.post("/invite/:id", async (ctx) => {
     const body = await readJsonObject(ctx);
-    const account = await acceptInvite(deps, ctx.params["id"] ?? "", stringField(body, "name"), stringField(body, "password")).catch(asNotFound);
+    const { account, invite } = await acceptInvite(deps, ctx.params["id"] ?? "", stringField(body, "name"), stringField(body, "password")).catch(asNotFound);
+    deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
     setSessionCookie(ctx, deps.config, await createSession(deps, account));
     ctx.status = 204;
   });
 
   router.post("/auth/login", async (ctx) => {
     const body = await readJsonObject(ctx);
-    const session = await login(deps, stringField(body, "name"), stringField(body, "password"), ctx.ip);
+    const session = await login(deps, stringField(body, "name"), stringField(body, "password"), ctx.ip).catch((err: unknown) => {
+      const limited = err instanceof AppError && err.code === "TOO_MANY_ATTEMPTS";
+      deps.metrics.logins.inc({ outcome: limited ? "limited" : "failed" });
+      throw err;
+    });
+    deps.metrics.logins.inc({ outcome: "success" });
     setSessionCookie(ctx, deps.config, session);
     ctx.status = 204;
   });

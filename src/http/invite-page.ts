@@ -9,7 +9,7 @@ import { readForm } from "./body.ts";
 import { sendPage } from "./respond.ts";
 import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
-export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates">;
+export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates" | "metrics">;
 
 // Refusals that are the person's to fix: the form comes back with the reason and what they typed.
 const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
@@ -62,7 +62,8 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
     try {
-      const account = await acceptInvite(deps, token, username, form["password"] ?? "");
+      const { account } = await acceptInvite(deps, token, username, form["password"] ?? "");
+      deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
       sendPage(ctx, deps.templates, "invite-success", { username: account.username, siteName, siteUrl: deps.config.publicUrl });
     } catch (err) {

@@ -1,5 +1,6 @@
 import Router from "@koa/router";
 import type { Context } from "koa";
+import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { createInvite, type InviteDeps } from "../domain/invites.ts";
 import { authenticateApiKey } from "../domain/keys.ts";
@@ -49,7 +50,7 @@ export function parseCount(value: string | undefined, name: string): number | un
 }
 
 /** mod_invites_api: GET or POST {apiPath} with a key creates an invite (201, or 303 with redirect=true). */
-export function invitesApiRouter(deps: InviteDeps): Router {
+export function invitesApiRouter(deps: InviteDeps & Pick<AppContext, "metrics">): Router {
   const router = new Router();
   router.options(deps.config.invites.apiPath, (ctx) => {
     setCors(ctx);
@@ -68,6 +69,7 @@ export function invitesApiRouter(deps: InviteDeps): Router {
       ttlSeconds: parseCount(params["ttl"], "ttl"),
       username: params["username"],
     });
+    deps.metrics.countInvite(deps.metrics.invitesCreated, created.invite);
     ctx.set("Location", created.url);
     ctx.set("Cache-Control", "no-store");
     if (params["redirect"] === "true") {

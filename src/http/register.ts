@@ -1,14 +1,25 @@
 import Router from "@koa/router";
+import type { Context } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { registerPending, type RegisterDeps } from "../domain/registration.ts";
 import { decodeRegistration, readBody } from "./body.ts";
 
 /** mod_register_json's servlet: POST {basePath} with a base64-encoded JSON registration. */
-export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config">): Router {
+export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config" | "metrics">): Router {
   const router = new Router();
   // Other methods get 405 with `Allow: POST` from the app's method fallback (DESIGN §3 row 1).
   router.post(deps.config.register.basePath, async (ctx) => {
+    try {
+      await register(ctx);
+      deps.metrics.registrations.inc({ outcome: "accepted" });
+    } catch (err) {
+      deps.metrics.registrations.inc({ outcome: err instanceof AppError ? err.code.toLowerCase() : "error" });
+      throw err;
+    }
+  });
+
+  const register = async (ctx: Context) => {
     if (deps.config.register.secure && !ctx.secure) throw new AppError("HTTPS_REQUIRED", "registrations are only accepted over HTTPS");
     const body = await readBody(ctx);
     const input = decodeRegistration(body, ctx.is("application/json") === "application/json");
@@ -17,6 +28,6 @@ export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config">):
     ctx.type = "text/plain; charset=utf-8";
     ctx.set("Cache-Control", "no-store");
     ctx.body = pending.token;
-  });
+  };
   return router;
 }

@@ -6,7 +6,7 @@ import { completeVerification, findVerification, type VerifyDeps } from "../doma
 import { readForm } from "./body.ts";
 import { sendPage, wantsJson } from "./respond.ts";
 
-export type VerifyRouteDeps = VerifyDeps & Pick<AppContext, "templates">;
+export type VerifyRouteDeps = VerifyDeps & Pick<AppContext, "templates" | "metrics">;
 
 // Real tokens are 43 characters; anything far longer is not worth hashing.
 const MAX_TOKEN_LENGTH = 256;
@@ -20,7 +20,11 @@ function checkToken(token: string | undefined): string {
 }
 
 async function complete(ctx: Context, deps: VerifyRouteDeps, token: string): Promise<void> {
-  const result = await completeVerification(deps, checkToken(token));
+  const result = await completeVerification(deps, checkToken(token)).catch((err: unknown) => {
+    deps.metrics.verifications.inc({ outcome: "unknown" });
+    throw err;
+  });
+  deps.metrics.verifications.inc({ outcome: result.alreadyActive ? "already_active" : "created" });
   ctx.set("Cache-Control", "no-store");
   if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive };
   else sendPage(ctx, deps.templates, "verify-success", result);

@@ -1,0 +1,94 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { InviteRecord, Store } from "./store/store.ts";
+
+/**
+ * The service's Prometheus metrics, on a registry of its own (no global state), so every
+ * service in one process — tests start many — counts separately.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: "gatehouse_http_requests_total",
+    help: "HTTP requests by route pattern, method and status",
+    labelNames: ["route", "method", "status"] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new Histogram({
+    name: "gatehouse_http_request_duration_seconds",
+    help: "HTTP request latency by route pattern",
+    labelNames: ["route", "method"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly registrations = new Counter({
+    name: "gatehouse_registrations_total",
+    help: "Registration requests by outcome: accepted, or the refusal's error code",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly verifications = new Counter({
+    name: "gatehouse_verifications_total",
+    help: "Verification completions by outcome: created, already_active, unknown",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly expirations = new Counter({
+    name: "gatehouse_pending_expired_total",
+    help: "Pending registrations removed because they were not verified in time",
+    registers: [this.registry],
+  });
+
+  readonly invitesCreated = new Counter({
+    name: "gatehouse_invites_created_total",
+    help: "Invites created, by issuer kind (key, user, admin) and API key id",
+    labelNames: ["issuer", "key"] as const,
+    registers: [this.registry],
+  });
+
+  readonly invitesAccepted = new Counter({
+    name: "gatehouse_invites_accepted_total",
+    help: "Invites accepted (accounts created with them), by issuer kind and API key id",
+    labelNames: ["issuer", "key"] as const,
+    registers: [this.registry],
+  });
+
+  readonly logins = new Counter({
+    name: "gatehouse_logins_total",
+    help: "Login attempts by outcome: success, failed, limited",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly outbox = new Counter({
+    name: "gatehouse_outbox_deliveries_total",
+    help: "Outbox deliveries by kind (mail, event) and result (sent, retried, failed)",
+    labelNames: ["kind", "result"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(store: Pick<Store, "outboxDepth">) {
+    new Gauge({
+      name: "gatehouse_outbox_depth",
+      help: "Outbox items (mails and events) waiting to be delivered",
+      registers: [this.registry],
+      async collect() {
+        this.set(await store.outboxDepth());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: "gatehouse_" });
+  }
+
+  /** Invites are counted by who issued them; for API keys, by which key. */
+  countInvite(counter: Counter<"issuer" | "key">, invite: Pick<InviteRecord, "issuerKind" | "issuerId">): void {
+    counter.inc({ issuer: invite.issuerKind, key: invite.issuerKind === "key" ? invite.issuerId : "" });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
