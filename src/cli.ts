@@ -111,17 +111,38 @@ function buildProgram(io: Io, onServe: (file: string | undefined, workers: numbe
       });
     });
 
-  program
-    .command("pending")
-    .description("pending registrations")
+  const pending = program.command("pending").description("pending registrations");
+  pending
     .command("list")
-    .description("list pending registrations: NAME<TAB>IP<TAB>CREATED<TAB>EXPIRES<TAB>MAIL-STATUS")
+    .description("list pending registrations: NAME<TAB>IP<TAB>CREATED<TAB>EXPIRES<TAB>MAIL-STATUS (queued, sent, failed, none)")
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       await withStore(opts.config, async (store) => {
         for (const p of await store.listPending(Date.now())) {
           io.out(`${p.username}\t${p.ip}\t${iso(p.createdAt)}\t${iso(p.expiresAt)}\t${p.mailStatus}`);
         }
+      });
+    });
+  pending
+    .command("resend")
+    .description("queue the verification mail of a pending registration again (after it failed), due now")
+    .argument("<name>")
+    .addOption(configOption())
+    .action(async (name: string, opts: { config?: string }) => {
+      const prepared = prepareUsername(name);
+      const username = prepared.ok ? prepared.username : name;
+      await withStore(opts.config, async (store) => {
+        const result = await store.requeuePendingMail(username, Date.now());
+        if (!result.ok) {
+          const quoted = JSON.stringify(name);
+          if (result.reason === "no-pending") throw new CliError(`no pending registration named ${quoted}`);
+          if (result.reason === "sent") {
+            throw new CliError(`the verification mail for ${quoted} was sent already; its content is not kept after sending`);
+          }
+          throw new CliError(`no verification mail is stored for ${quoted} (register.sendMail was off when it registered)`);
+        }
+        // A running service's sender picks it up at its next poll, within a second.
+        io.out(`requeued the verification mail for ${username} (was ${result.previous})`);
       });
     });
 
@@ -226,8 +247,8 @@ export async function runCli(argv: string[], io: Io = defaultIo): Promise<number
     const log = createLogger(logLevel);
     const configPath = resolveConfigPath(file);
     if (workers > 1 && workerRole === null) {
-      loadConfig(configPath); // refuse a bad config here, before any worker starts
-      exitCode = await runPrimary(workers, log);
+      const config = loadConfig(configPath); // refuse a bad config here, before any worker starts
+      exitCode = await runPrimary(workers, log, config.metrics.enabled ? config.metrics.listen : undefined);
       log.flush();
       return;
     }
@@ -236,6 +257,8 @@ export async function runCli(argv: string[], io: Io = defaultIo): Promise<number
       log,
       background: workerRole !== "web",
       limiterBacking: workerRole === null ? undefined : clusterBacking,
+      // In a cluster the primary serves the metrics listener, summed over all workers.
+      clusterWorker: workerRole !== null,
     });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

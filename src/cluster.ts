@@ -1,6 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
+import { AggregatorRegistry } from "prom-client";
 import { RateLimiterClusterMaster } from "rate-limiter-flexible";
+import { serveMetrics } from "./main.ts";
 
 type Role = "sender" | "web";
 
@@ -10,8 +12,13 @@ type Role = "sender" | "web";
  * rate-limit counts for them, restarts a worker that crashes, and on SIGTERM stops them all
  * (each finishes its in-flight requests) before it resolves with the exit code.
  */
-export function runPrimary(workers: number, log: Logger): Promise<number> {
+export function runPrimary(workers: number, log: Logger, metricsListen?: { host: string; port: number }): Promise<number> {
   new RateLimiterClusterMaster();
+  const aggregator = new AggregatorRegistry();
+  const metricsServer = metricsListen
+    ? serveMetrics(metricsListen, async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }))
+    : null;
+  metricsServer?.on("error", (err: Error) => log.error({ reason: err.message }, "cannot serve metrics"));
   const roles = new Map<number, { role: Role; listening: boolean }>();
   let stopping = false;
   let exitCode = 0;
@@ -28,7 +35,10 @@ export function runPrimary(workers: number, log: Logger): Promise<number> {
       stopping = true;
       log.info({ signal }, "stopping workers");
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(exitCode);
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        metricsServer?.close();
+        resolve(exitCode);
+      }
     };
     const hup = () => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGHUP");
@@ -40,6 +50,7 @@ export function runPrimary(workers: number, log: Logger): Promise<number> {
       if (stopping) {
         if (Object.keys(cluster.workers ?? {}).length === 0) {
           process.off("SIGHUP", hup);
+          metricsServer?.close();
           resolve(exitCode);
         }
         return;

@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
+import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
 import { loadConfig, restartOnlyChanges, type Config } from "./config.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
@@ -23,6 +24,8 @@ export interface ServeOptions {
   outboxPollMs?: number;
   /** Run the outbox sender and the sweeper in this process (default true; one worker of a cluster does). */
   background?: boolean;
+  /** A worker of `serve --workers N`: its metrics are collected by the primary, which owns `metrics.listen`. */
+  clusterWorker?: boolean;
   /** Where rate limits count when no `redis` is configured (default: this process's memory). */
   limiterBacking?: LimiterBacking;
 }
@@ -47,14 +50,14 @@ function addressUrl(server: Server): string {
   return `http://${host}:${address.port}`;
 }
 
-function serveMetrics(ctx: AppContext): Server {
-  const listen = ctx.config.metrics.listen!;
+/** A listener that answers only GET /metrics. */
+export function serveMetrics(listen: { host: string; port: number }, render: () => Promise<{ contentType: string; body: string }>): Server {
   const server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");
       return;
     }
-    ctx.metrics.render().then(
+    render().then(
       ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(body),
       () => res.writeHead(503, { "content-type": "text/plain" }).end("metrics unavailable"),
     );
@@ -167,7 +170,12 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   const app = createApp(ctx);
   const server = app.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
   // Metrics may get a listener of their own, e.g. on an address only the monitoring network reaches.
-  const metricsServer = config.metrics.enabled && config.metrics.listen ? serveMetrics(ctx) : null;
+  if (options.clusterWorker) {
+    // prom-client answers the primary's metrics requests once an AggregatorRegistry exists in the worker.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([ctx.metrics.registry]);
+  }
+  const metricsServer = config.metrics.enabled && config.metrics.listen && !options.clusterWorker ? serveMetrics(config.metrics.listen, () => ctx.metrics.render()) : null;
   // Both outcomes are awaited from the moment listen() is called, so neither event can be missed.
   const started = [server, metricsServer].map((listener) =>
     listener

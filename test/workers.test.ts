@@ -17,8 +17,10 @@ function registerAt(url: string, fields: ReturnType<typeof registration>) {
 test("serve --workers 2 shares one listener, one throttle and one outbox sender, and stops cleanly", async (t) => {
   const smtp = await startSmtpSink();
   const port = await freePort();
+  const metricsPort = await freePort();
   const dir = createConfigDir({
     listen: { host: "127.0.0.1", port },
+    metrics: { enabled: true, listen: { host: "127.0.0.1", port: metricsPort } },
     register: { secure: false, authTokens: [AUTH_TOKEN], throttleSeconds: 60 },
     mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } },
   });
@@ -45,6 +47,14 @@ test("serve --workers 2 shares one listener, one throttle and one outbox sender,
       const recipients = smtp.received.flatMap((m) => m.to);
       assert.equal(recipients.length, 7);
       assert.equal(new Set(recipients).size, 7);
+    });
+
+    await t.test("the primary's metrics listener sums the counts of every worker", async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const accepted = text.split("\n").find((l) => l.startsWith('gatehouse_registrations_total{outcome="accepted"}'));
+      const throttled = text.split("\n").find((l) => l.startsWith('gatehouse_registrations_total{outcome="throttled"}'));
+      assert.equal(accepted?.split(" ")[1], "7", text.slice(0, 2000));
+      assert.equal(throttled?.split(" ")[1], "7", "7 throttled over both workers");
     });
 
     await t.test("a worker that dies is replaced and the service keeps answering", async () => {
