@@ -89,10 +89,12 @@ export class OutboxSender {
   }
 
   async #drain(): Promise<void> {
-    for (;;) {
+    // Checked before claiming, not after: a batch claimed and then dropped at shutdown would sit
+    // out its lease (2 min) before anyone sent it.
+    while (!this.#stopped) {
       const now = this.deps.clock.now();
       const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, 20);
-      if (items.length === 0 || this.#stopped) return;
+      if (items.length === 0) return;
       for (const item of items) await this.#deliver(item);
     }
   }
@@ -133,7 +135,8 @@ export class OutboxSender {
 
   async #sendEvent(event: EventPayload, item: OutboxItem): Promise<void> {
     const webhook = this.deps.config.events?.webhook;
-    if (!webhook) return;
+    // Queued while a webhook was configured; calling it sent would lose it without a trace.
+    if (!webhook) throw new PermanentFailure("events.webhook is no longer configured");
     const body = JSON.stringify(event);
     const timestamp = Math.floor(this.deps.clock.now() / 1000).toString();
     const response = await fetch(webhook.url, {
@@ -146,11 +149,16 @@ export class OutboxSender {
         "x-gatehouse-signature": `t=${timestamp},v1=${sign(webhook.secret, `${timestamp}.${body}`)}`,
       },
       body,
+      // A redirect would turn the POST into a GET elsewhere and count as delivered; it is retried instead.
+      redirect: "manual",
       signal: AbortSignal.timeout(10_000),
     });
+    // Only the status matters; dropping the body frees the connection now rather than at GC.
+    await response.body?.cancel().catch(() => {});
     if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
       throw new PermanentFailure(`webhook answered ${response.status}`);
     }
     if (!response.ok) throw new Error(`webhook answered ${response.status}`);
+    this.deps.log.info({ outboxId: item.id, event: event.type, attempts: item.attempts }, "event delivered");
   }
 }

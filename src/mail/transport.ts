@@ -53,10 +53,11 @@ export function createMailTransport(mail: Config["mail"]): MailTransport {
       close() {},
     };
   }
-  const transport =
-    typeof mail.transport === "string"
-      ? nodemailer.createTransport(mail.transport)
-      : nodemailer.createTransport(mail.transport as Parameters<typeof nodemailer.createTransport>[0]);
+  // A send must give up well inside the outbox lease (2 min), or another sender could take the
+  // same mail up again while this one is still stuck on a silent server. Explicit settings win.
+  const timeouts = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 };
+  const options = typeof mail.transport === "string" ? { ...timeouts, url: mail.transport } : { ...timeouts, ...mail.transport };
+  const transport = nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]);
   return {
     description: typeof mail.transport === "string" ? describeSmtp(mail.transport) : "smtp (options)",
     isLocalDirectory: false,

@@ -43,6 +43,11 @@ export interface PendingSummary {
   mailStatus: "queued" | "sent" | "failed" | "none";
 }
 
+/** What `requeuePendingMail` did: an admin's "send that verification mail again". */
+export type RequeueMailResult =
+  | { ok: true; previous: "queued" | "failed" }
+  | { ok: false; reason: "no-pending" | "no-mail" | "sent" };
+
 export interface AccountSummary {
   id: number;
   username: string;
@@ -179,10 +184,20 @@ export interface Store {
   deleteSession(tokenHash: string): Promise<void>;
   deleteExpiredSessions(now: number): Promise<number>;
 
-  /** Leases up to `limit` due outbox items until `leaseUntil`; a crashed sender's leases simply run out. */
+  /**
+   * Leases up to `limit` due outbox items until `leaseUntil`; a crashed sender's leases simply run out.
+   * Events go out in order per account: an event is not handed out while an earlier event of the
+   * same user is still queued (leased or waiting for a retry); one that failed for good no longer holds the next.
+   */
   claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]>;
   markOutboxSent(id: number, now: number): Promise<void>;
   markOutboxRetry(id: number, nextAttemptAt: number, error: string): Promise<void>;
   markOutboxFailed(id: number, error: string, now: number): Promise<void>;
   outboxDepth(): Promise<number>;
+  /**
+   * Queues the latest verification mail of a live pending registration again: state queued,
+   * attempts reset, due at `now`. Only a mail that still holds its payload (queued or failed) can be;
+   * a sent mail's payload is erased. A lease still running is kept, so a send in flight is not doubled.
+   */
+  requeuePendingMail(username: string, now: number): Promise<RequeueMailResult>;
 }

@@ -84,4 +84,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE INDEX sessions_user ON sessions (user_id);
   CREATE INDEX sessions_expiry ON sessions (expires_at);
   `,
+  `
+  -- claimOutbox looks up an account's earlier queued events to keep them in order.
+  CREATE INDEX outbox_event_order ON outbox (user_id, id) WHERE state = 'queued' AND kind = 'event';
+  `,
 ];

@@ -13,6 +13,7 @@ import type {
   NewPending,
   OutboxItem,
   PendingSummary,
+  RequeueMailResult,
   SessionRecord,
   Store,
   TokenLookup,
@@ -421,12 +422,17 @@ export class PostgresStore implements Store {
   async claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]> {
     // SKIP LOCKED lets another instance's claim pass over rows this one is taking; a row it
     // meets just after that claim commits is re-checked against the new lease_until and left out.
+    // An earlier event stays 'queued' until its sender commits the outcome, so no instance can
+    // overtake it with the account's next event.
     const { rows } = await this.#pool.query<Row>(
       `UPDATE outbox SET lease_until = $1, attempts = attempts + 1
-       WHERE id IN (SELECT id FROM outbox
-                    WHERE state = 'queued' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
-                    ORDER BY id LIMIT $3
-                    FOR UPDATE SKIP LOCKED)
+       WHERE id IN (SELECT o.id FROM outbox o
+                    WHERE o.state = 'queued' AND o.next_attempt_at <= $2 AND (o.lease_until IS NULL OR o.lease_until <= $2)
+                      AND NOT (o.kind = 'event' AND EXISTS (
+                        SELECT 1 FROM outbox e
+                        WHERE e.kind = 'event' AND e.state = 'queued' AND e.user_id = o.user_id AND e.id < o.id))
+                    ORDER BY o.id LIMIT $3
+                    FOR UPDATE OF o SKIP LOCKED)
        RETURNING id, kind, payload, attempts, user_id`,
       [leaseUntil, now, limit],
     );
@@ -461,5 +467,32 @@ export class PostgresStore implements Store {
   async outboxDepth(): Promise<number> {
     const { rows } = await this.#pool.query<Row>("SELECT count(*) AS n FROM outbox WHERE state = 'queued'");
     return Number(rows[0]!["n"]);
+  }
+
+  async requeuePendingMail(username: string, now: number): Promise<RequeueMailResult> {
+    return this.#transaction(async (client): Promise<RequeueMailResult> => {
+      const user = await client.query<Row>(
+        "SELECT id FROM users WHERE username = $1 AND state = 'pending' AND expires_at > $2",
+        [username, now],
+      );
+      const userRow = user.rows[0];
+      if (!userRow) return { ok: false, reason: "no-pending" };
+      // The row lock orders this against a sender recording an outcome for the same mail.
+      const latest = await client.query<Row>(
+        "SELECT id, state, payload FROM outbox WHERE user_id = $1 AND kind = 'mail' ORDER BY id DESC LIMIT 1 FOR UPDATE",
+        [userRow["id"]],
+      );
+      const item = latest.rows[0];
+      if (!item) return { ok: false, reason: "no-mail" };
+      if (item["state"] === "sent") return { ok: false, reason: "sent" };
+      if (item["payload"] == null) return { ok: false, reason: "no-mail" };
+      await client.query(
+        `UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1, last_error = NULL, done_at = NULL,
+                lease_until = CASE WHEN lease_until > $1 THEN lease_until ELSE NULL END
+         WHERE id = $2`,
+        [now, item["id"]],
+      );
+      return { ok: true, previous: item["state"] as "queued" | "failed" };
+    });
   }
 }

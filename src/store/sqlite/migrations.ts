@@ -77,4 +77,32 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE users ADD COLUMN invited_by TEXT;
   ALTER TABLE users ADD COLUMN invite_id INTEGER;
   `,
+  `
+  -- claimOutbox looks up an account's earlier queued events to keep them in order.
+  CREATE INDEX outbox_event_order ON outbox (user_id, id) WHERE state = 'queued' AND kind = 'event';
+  `,
+  `
+  -- Account ids go out in events: AUTOINCREMENT keeps SQLite from handing a deleted account's
+  -- id to the next one. Rebuilt with foreign keys off (see SqliteStore.migrate).
+  CREATE TABLE users_new (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    mail_hash TEXT UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+    token_hash TEXT UNIQUE,
+    ip TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    verified_at INTEGER,
+    invited_by TEXT,
+    invite_id INTEGER
+  );
+  INSERT INTO users_new (id, username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at, verified_at, invited_by, invite_id)
+    SELECT id, username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at, verified_at, invited_by, invite_id FROM users;
+  DROP TABLE users;
+  ALTER TABLE users_new RENAME TO users;
+  CREATE INDEX users_pending_expiry ON users (expires_at) WHERE state = 'pending';
+  CREATE INDEX users_verified ON users (verified_at) WHERE token_hash IS NOT NULL AND state = 'active';
+  `,
 ];

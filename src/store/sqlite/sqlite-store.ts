@@ -16,6 +16,7 @@ import type {
   NewPending,
   OutboxItem,
   PendingSummary,
+  RequeueMailResult,
   Store,
   TokenLookup,
 } from "../store.ts";
@@ -59,8 +60,16 @@ export class SqliteStore implements Store {
         db.exec(SQLITE_MIGRATIONS[i]!);
         db.pragma(`user_version = ${i + 1}`);
       }
+      // Checked before commit, since enforcement is off while tables are rebuilt.
+      if ((db.pragma("foreign_key_check") as unknown[]).length > 0) throw new Error("migration left dangling foreign keys");
     });
-    apply.immediate();
+    // Rebuilding a table drops the old one; with enforcement on, that would cascade to its sessions.
+    db.pragma("foreign_keys = OFF");
+    try {
+      apply.immediate();
+    } finally {
+      db.pragma("foreign_keys = ON");
+    }
   }
 
   async loadSecret(candidate: string): Promise<string> {
@@ -365,9 +374,12 @@ export class SqliteStore implements Store {
     const rows = this.#db
       .prepare(
         `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
-         WHERE id IN (SELECT id FROM outbox
-                      WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-                      ORDER BY id LIMIT ?)
+         WHERE id IN (SELECT o.id FROM outbox o
+                      WHERE o.state = 'queued' AND o.next_attempt_at <= ? AND (o.lease_until IS NULL OR o.lease_until <= ?)
+                        AND NOT (o.kind = 'event' AND EXISTS (
+                          SELECT 1 FROM outbox e
+                          WHERE e.kind = 'event' AND e.state = 'queued' AND e.user_id = o.user_id AND e.id < o.id))
+                      ORDER BY o.id LIMIT ?)
          RETURNING id, kind, payload, attempts, user_id`,
       )
       .all(leaseUntil, now, now, limit) as Row[];
@@ -398,5 +410,28 @@ export class SqliteStore implements Store {
   async outboxDepth(): Promise<number> {
     const row = this.#db.prepare("SELECT count(*) AS n FROM outbox WHERE state = 'queued'").get() as Row;
     return Number(row["n"]);
+  }
+
+  async requeuePendingMail(username: string, now: number): Promise<RequeueMailResult> {
+    const db = this.#db;
+    const run = db.transaction((): RequeueMailResult => {
+      const user = db
+        .prepare("SELECT id FROM users WHERE username = ? AND state = 'pending' AND expires_at > ?")
+        .get(username, now) as Row | undefined;
+      if (!user) return { ok: false, reason: "no-pending" };
+      const item = db
+        .prepare("SELECT id, state, payload FROM outbox WHERE user_id = ? AND kind = 'mail' ORDER BY id DESC LIMIT 1")
+        .get(user["id"]) as Row | undefined;
+      if (!item) return { ok: false, reason: "no-mail" };
+      if (item["state"] === "sent") return { ok: false, reason: "sent" };
+      if (item["payload"] == null) return { ok: false, reason: "no-mail" };
+      db.prepare(
+        `UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?, last_error = NULL, done_at = NULL,
+                lease_until = CASE WHEN lease_until > ? THEN lease_until ELSE NULL END
+         WHERE id = ?`,
+      ).run(now, now, item["id"]);
+      return { ok: true, previous: item["state"] as "queued" | "failed" };
+    });
+    return run.immediate();
   }
 }
