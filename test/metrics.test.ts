@@ -43,6 +43,11 @@ test("/metrics counts requests, registrations by outcome, verifications, invites
     // One verification mail is still queued: the sender does not run in the harness.
     assert.equal(sample(text, "gatehouse_outbox_depth"), 1);
     assert.ok(!text.includes(ok.text), "no token in the metrics");
+
+    await h.outbox.drain();
+    const after = (await h.http.get("/metrics")).text;
+    assert.equal(sample(after, 'gatehouse_outbox_deliveries_total{kind="mail",result="sent"}'), 1);
+    assert.equal(sample(after, "gatehouse_outbox_depth"), 0);
   } finally {
     await h.close();
   }

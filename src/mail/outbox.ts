@@ -17,7 +17,7 @@ export interface EventPayload {
   data: Record<string, unknown>;
 }
 
-export type OutboxDeps = Pick<AppContext, "store" | "mailer" | "clock" | "log" | "sealer" | "templates" | "config">;
+export type OutboxDeps = Pick<AppContext, "store" | "mailer" | "clock" | "log" | "sealer" | "templates" | "config" | "metrics">;
 
 export function queueMail<N extends MailName>(deps: Pick<AppContext, "sealer">, payload: MailPayload<N>, now: number): NewOutboxItem {
   return { kind: "mail", payload: deps.sealer.seal(JSON.stringify(payload)), createdAt: now };
@@ -106,16 +106,19 @@ export class OutboxSender {
       if (item.kind === "mail") await this.#sendMail(payload as MailPayload, item);
       else await this.#sendEvent(payload as EventPayload, item);
       await store.markOutboxSent(item.id, clock.now());
+      this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       const permanent = err instanceof PermanentFailure || isPermanentMailError(err);
       if (permanent || item.attempts >= MAX_ATTEMPTS) {
         log.error({ outboxId: item.id, kind: item.kind, attempts: item.attempts, reason }, "outbox item failed for good");
         await store.markOutboxFailed(item.id, reason, clock.now());
+        this.deps.metrics.outbox.inc({ kind: item.kind, result: "failed" });
       } else {
         const delay = backoffMs(item.attempts);
         log.warn({ outboxId: item.id, kind: item.kind, attempts: item.attempts, retryInMs: delay, reason }, "outbox send failed, will retry");
         await store.markOutboxRetry(item.id, clock.now() + delay, reason);
+        this.deps.metrics.outbox.inc({ kind: item.kind, result: "retried" });
       }
     }
   }
