@@ -1,4 +1,4 @@
-import type { AccountSummary, ApiKeyRecord, InviteRecord, IssuerKind, OutboxItem, PendingSummary } from "./store.ts";
+import type { AccountSummary, ApiKeyRecord, InviteRecord, IssuerKind, OutboxItem, PendingSummary, TokenLookup } from "./store.ts";
 
 /** A database row as either driver returns it; PostgreSQL BIGINTs arrive as strings, hence Number() everywhere. */
 export type Row = Record<string, unknown>;
@@ -60,4 +60,13 @@ export function toOutboxItem(row: Row): OutboxItem {
     attempts: Number(row["attempts"]),
     userId: row["user_id"] == null ? null : Number(row["user_id"]),
   };
+}
+
+/** What a verification token's row means at `now`: a live pending registration, an account, or nothing. */
+export function toTokenLookup(row: Row | undefined, now: number): TokenLookup | null {
+  if (!row) return null;
+  if (row["state"] === "active") return { state: "active", username: String(row["username"]) };
+  const expiresAt = Number(row["expires_at"]);
+  if (expiresAt <= now) return null;
+  return { state: "pending", username: String(row["username"]), expiresAt };
 }

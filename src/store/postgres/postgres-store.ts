@@ -18,7 +18,7 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
 
 // BIGINT columns (ids, epoch-millisecond times, counts) arrive as strings; every mapper goes through Number().
@@ -181,12 +181,7 @@ export class PostgresStore implements Store {
       "SELECT username, state, expires_at FROM users WHERE token_hash = $1",
       [tokenHash],
     );
-    const row = rows[0];
-    if (!row) return null;
-    if (row["state"] === "active") return { state: "active", username: String(row["username"]) };
-    const expiresAt = Number(row["expires_at"]);
-    if (expiresAt <= now) return null;
-    return { state: "pending", username: String(row["username"]), expiresAt };
+    return toTokenLookup(rows[0], now);
   }
 
   async activatePending(

@@ -20,7 +20,7 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 
@@ -155,11 +155,7 @@ export class SqliteStore implements Store {
     const row = this.#db
       .prepare("SELECT username, state, expires_at FROM users WHERE token_hash = ?")
       .get(tokenHash) as Row | undefined;
-    if (!row) return null;
-    if (row["state"] === "active") return { state: "active", username: String(row["username"]) };
-    const expiresAt = Number(row["expires_at"]);
-    if (expiresAt <= now) return null;
-    return { state: "pending", username: String(row["username"]), expiresAt };
+    return toTokenLookup(row, now);
   }
 
   async activatePending(
