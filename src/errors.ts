@@ -80,7 +80,12 @@ export interface AppErrorOptions {
 export class AppError extends Error {
   readonly status: number;
   constructor(readonly code: ErrorCode, message: string, readonly options: AppErrorOptions = {}) {
+    // A refusal is an answer, not a fault: nobody reads its stack, and capturing one costs more
+    // than the checks that led to it.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = "AppError";
     this.status = statusOf(code);
   }
