@@ -50,6 +50,18 @@ export class SqliteStore implements Store {
     this.#db.pragma("foreign_keys = ON");
   }
 
+  /** Statements are compiled once per store and reused: compiling showed up on every request in profiles. */
+  readonly #statements = new Map<string, Database.Statement>();
+
+  #prepare(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   static open(url: string): SqliteStore {
     return new SqliteStore(url.replace(/^sqlite:/, ""));
   }
@@ -75,13 +87,13 @@ export class SqliteStore implements Store {
   }
 
   async loadSecret(candidate: string): Promise<string> {
-    this.#db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)").run(candidate);
-    const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'secret'").get() as Row;
+    this.#prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)").run(candidate);
+    const row = this.#prepare("SELECT value FROM meta WHERE key = 'secret'").get() as Row;
     return String(row["value"]);
   }
 
   async ping(): Promise<void> {
-    this.#db.prepare("SELECT 1").get();
+    this.#prepare("SELECT 1").get();
   }
 
   async close(): Promise<void> {
@@ -89,16 +101,14 @@ export class SqliteStore implements Store {
   }
 
   async findNameHolder(username: string, now: number): Promise<"pending" | "account" | null> {
-    const row = this.#db
-      .prepare("SELECT state FROM users WHERE username = ? AND (state = 'active' OR expires_at > ?)")
+    const row = this.#prepare("SELECT state FROM users WHERE username = ? AND (state = 'active' OR expires_at > ?)")
       .get(username, now) as Row | undefined;
     if (!row) return null;
     return row["state"] === "active" ? "account" : "pending";
   }
 
   async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
-    const row = this.#db
-      .prepare("SELECT 1 FROM users WHERE mail_hash = ? AND (state = 'active' OR expires_at > ?)")
+    const row = this.#prepare("SELECT 1 FROM users WHERE mail_hash = ? AND (state = 'active' OR expires_at > ?)")
       .get(mailHash, now);
     return row !== undefined;
   }
@@ -106,14 +116,12 @@ export class SqliteStore implements Store {
   async insertPending(pending: NewPending, outbox: NewOutboxItem[]): Promise<InsertPendingResult> {
     const db = this.#db;
     const run = db.transaction((): InsertPendingResult => {
-      const expired = db
-        .prepare(
+      const expired = this.#prepare(
           "SELECT id FROM users WHERE state = 'pending' AND expires_at <= ? AND (username = ? OR mail_hash = ?)",
         )
         .all(pending.createdAt, pending.username, pending.mailHash) as Row[];
       for (const row of expired) this.#deletePendingRow(Number(row["id"]));
-      const result = db
-        .prepare(
+      const result = this.#prepare(
           `INSERT INTO users (username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
            VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)`,
         )
@@ -141,21 +149,19 @@ export class SqliteStore implements Store {
   }
 
   #deletePendingRow(id: number): void {
-    this.#db.prepare("DELETE FROM outbox WHERE user_id = ? AND kind = 'mail' AND state = 'queued'").run(id);
-    this.#db.prepare("DELETE FROM users WHERE id = ? AND state = 'pending'").run(id);
+    this.#prepare("DELETE FROM outbox WHERE user_id = ? AND kind = 'mail' AND state = 'queued'").run(id);
+    this.#prepare("DELETE FROM users WHERE id = ? AND state = 'pending'").run(id);
   }
 
   #insertOutbox(item: NewOutboxItem, userId: number | null): void {
-    this.#db
-      .prepare(
+    this.#prepare(
         "INSERT INTO outbox (kind, user_id, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
       )
       .run(item.kind, userId, item.payload, item.createdAt, item.createdAt);
   }
 
   async findByTokenHash(tokenHash: string, now: number): Promise<TokenLookup | null> {
-    const row = this.#db
-      .prepare("SELECT username, state, expires_at FROM users WHERE token_hash = ?")
+    const row = this.#prepare("SELECT username, state, expires_at FROM users WHERE token_hash = ?")
       .get(tokenHash) as Row | undefined;
     return toTokenLookup(row, now);
   }
@@ -167,8 +173,7 @@ export class SqliteStore implements Store {
   ): Promise<ActivateResult | null> {
     const db = this.#db;
     const run = db.transaction((): ActivateResult | null => {
-      const row = db
-        .prepare(
+      const row = this.#prepare(
           `UPDATE users SET state = 'active', verified_at = ?, expires_at = NULL, ip = NULL
            WHERE token_hash = ? AND state = 'pending' AND expires_at > ?
            RETURNING ${ACCOUNT_COLUMNS}`,
@@ -179,8 +184,7 @@ export class SqliteStore implements Store {
         for (const item of events(account)) this.#insertOutbox(item, account.id);
         return { outcome: "created", account };
       }
-      const active = db
-        .prepare("SELECT username FROM users WHERE token_hash = ? AND state = 'active'")
+      const active = this.#prepare("SELECT username FROM users WHERE token_hash = ? AND state = 'active'")
         .get(tokenHash) as Row | undefined;
       return active ? { outcome: "already-active", username: String(active["username"]) } : null;
     });
@@ -188,8 +192,7 @@ export class SqliteStore implements Store {
   }
 
   async listPending(now: number): Promise<PendingSummary[]> {
-    const rows = this.#db
-      .prepare(
+    const rows = this.#prepare(
         `SELECT u.id, u.username, u.ip, u.created_at, u.expires_at,
                 (SELECT o.state FROM outbox o WHERE o.user_id = u.id AND o.kind = 'mail' ORDER BY o.id DESC LIMIT 1) AS mail_state
          FROM users u WHERE u.state = 'pending' AND u.expires_at > ? ORDER BY u.created_at, u.id`,
@@ -199,22 +202,20 @@ export class SqliteStore implements Store {
   }
 
   async listAccounts(): Promise<AccountSummary[]> {
-    const rows = this.#db
-      .prepare(`SELECT ${ACCOUNT_COLUMNS} FROM users WHERE state = 'active' ORDER BY username`)
+    const rows = this.#prepare(`SELECT ${ACCOUNT_COLUMNS} FROM users WHERE state = 'active' ORDER BY username`)
       .all() as Row[];
     return rows.map(toAccount);
   }
 
   async deleteAccount(username: string): Promise<boolean> {
-    const result = this.#db.prepare("DELETE FROM users WHERE username = ? AND state = 'active'").run(username);
+    const result = this.#prepare("DELETE FROM users WHERE username = ? AND state = 'active'").run(username);
     return result.changes > 0;
   }
 
   async deleteExpiredPending(now: number): Promise<number> {
     const db = this.#db;
     const run = db.transaction(() => {
-      const rows = db
-        .prepare("SELECT id FROM users WHERE state = 'pending' AND expires_at <= ?")
+      const rows = this.#prepare("SELECT id FROM users WHERE state = 'pending' AND expires_at <= ?")
         .all(now) as Row[];
       for (const row of rows) this.#deletePendingRow(Number(row["id"]));
       return rows.length;
@@ -223,40 +224,36 @@ export class SqliteStore implements Store {
   }
 
   async forgetTokensVerifiedBefore(before: number): Promise<number> {
-    return this.#db
-      .prepare("UPDATE users SET token_hash = NULL WHERE state = 'active' AND token_hash IS NOT NULL AND verified_at < ?")
+    return this.#prepare("UPDATE users SET token_hash = NULL WHERE state = 'active' AND token_hash IS NOT NULL AND verified_at < ?")
       .run(before).changes;
   }
 
   async findLogin(username: string): Promise<LoginRecord | null> {
-    const row = this.#db
-      .prepare("SELECT id, username, password_hash FROM users WHERE username = ? AND state = 'active'")
+    const row = this.#prepare("SELECT id, username, password_hash FROM users WHERE username = ? AND state = 'active'")
       .get(username) as Row | undefined;
     return row ? { id: Number(row["id"]), username: String(row["username"]), passwordHash: String(row["password_hash"]) } : null;
   }
 
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
-    this.#db
-      .prepare("INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
+    this.#prepare("INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
       .run(key.id, key.name, key.secretHash, key.createdAt);
   }
 
   async findApiKey(id: string): Promise<ApiKeyRecord | null> {
-    const row = this.#db.prepare("SELECT * FROM api_keys WHERE id = ?").get(id) as Row | undefined;
+    const row = this.#prepare("SELECT * FROM api_keys WHERE id = ?").get(id) as Row | undefined;
     return row ? toApiKey(row) : null;
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
-    return (this.#db.prepare("SELECT * FROM api_keys ORDER BY created_at, id").all() as Row[]).map(toApiKey);
+    return (this.#prepare("SELECT * FROM api_keys ORDER BY created_at, id").all() as Row[]).map(toApiKey);
   }
 
   async deleteApiKey(id: string): Promise<boolean> {
-    return this.#db.prepare("DELETE FROM api_keys WHERE id = ?").run(id).changes > 0;
+    return this.#prepare("DELETE FROM api_keys WHERE id = ?").run(id).changes > 0;
   }
 
   async insertInvite(invite: NewInvite): Promise<InviteRecord> {
-    const row = this.#db
-      .prepare(
+    const row = this.#prepare(
         `INSERT INTO invites (handle, token_hash, issuer_kind, issuer_id, issuer_name, username, uses_total, uses_left, created_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       )
@@ -276,21 +273,21 @@ export class SqliteStore implements Store {
   }
 
   async findInviteByTokenHash(tokenHash: string): Promise<InviteRecord | null> {
-    const row = this.#db.prepare("SELECT * FROM invites WHERE token_hash = ?").get(tokenHash) as Row | undefined;
+    const row = this.#prepare("SELECT * FROM invites WHERE token_hash = ?").get(tokenHash) as Row | undefined;
     return row ? toInvite(row) : null;
   }
 
   async findInviteByHandle(handle: string): Promise<InviteRecord | null> {
-    const row = this.#db.prepare("SELECT * FROM invites WHERE handle = ?").get(handle) as Row | undefined;
+    const row = this.#prepare("SELECT * FROM invites WHERE handle = ?").get(handle) as Row | undefined;
     return row ? toInvite(row) : null;
   }
 
   async listInvites(): Promise<InviteRecord[]> {
-    return (this.#db.prepare("SELECT * FROM invites ORDER BY created_at, id").all() as Row[]).map(toInvite);
+    return (this.#prepare("SELECT * FROM invites ORDER BY created_at, id").all() as Row[]).map(toInvite);
   }
 
   async revokeInvite(id: number, now: number): Promise<boolean> {
-    return this.#db.prepare("UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(now, id).changes > 0;
+    return this.#prepare("UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(now, id).changes > 0;
   }
 
   async acceptInvite(
@@ -302,8 +299,7 @@ export class SqliteStore implements Store {
     const db = this.#db;
     class NameTaken extends Error {}
     const run = db.transaction((): AcceptInviteResult => {
-      const invite = db
-        .prepare(
+      const invite = this.#prepare(
           `UPDATE invites SET uses_left = uses_left - 1
            WHERE token_hash = ? AND uses_left > 0 AND revoked_at IS NULL AND expires_at > ?
            RETURNING id, issuer_name`,
@@ -311,14 +307,12 @@ export class SqliteStore implements Store {
         .get(tokenHash, now) as Row | undefined;
       if (!invite) return { ok: false, reason: "gone" };
       // A pending registration that has run out no longer holds its name.
-      const expired = db
-        .prepare("SELECT id FROM users WHERE username = ? AND state = 'pending' AND expires_at <= ?")
+      const expired = this.#prepare("SELECT id FROM users WHERE username = ? AND state = 'pending' AND expires_at <= ?")
         .get(account.username, now) as Row | undefined;
       if (expired) this.#deletePendingRow(Number(expired["id"]));
       let row: Row;
       try {
-        row = db
-          .prepare(
+        row = this.#prepare(
             `INSERT INTO users (username, password_hash, state, created_at, verified_at, invited_by, invite_id)
              VALUES (?, ?, 'active', ?, ?, ?, ?) RETURNING ${ACCOUNT_COLUMNS}`,
           )
@@ -341,14 +335,12 @@ export class SqliteStore implements Store {
   }
 
   async insertSession(tokenHash: string, userId: number, createdAt: number, expiresAt: number): Promise<void> {
-    this.#db
-      .prepare("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+    this.#prepare("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
       .run(tokenHash, userId, createdAt, expiresAt);
   }
 
   async findSession(tokenHash: string, now: number): Promise<SessionRecord | null> {
-    const row = this.#db
-      .prepare(
+    const row = this.#prepare(
         `SELECT s.user_id, s.expires_at, u.username FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ? AND s.expires_at > ? AND u.state = 'active'`,
       )
@@ -357,20 +349,19 @@ export class SqliteStore implements Store {
   }
 
   async extendSession(tokenHash: string, expiresAt: number): Promise<void> {
-    this.#db.prepare("UPDATE sessions SET expires_at = ? WHERE token_hash = ?").run(expiresAt, tokenHash);
+    this.#prepare("UPDATE sessions SET expires_at = ? WHERE token_hash = ?").run(expiresAt, tokenHash);
   }
 
   async deleteSession(tokenHash: string): Promise<void> {
-    this.#db.prepare("DELETE FROM sessions WHERE token_hash = ?").run(tokenHash);
+    this.#prepare("DELETE FROM sessions WHERE token_hash = ?").run(tokenHash);
   }
 
   async deleteExpiredSessions(now: number): Promise<number> {
-    return this.#db.prepare("DELETE FROM sessions WHERE expires_at <= ?").run(now).changes;
+    return this.#prepare("DELETE FROM sessions WHERE expires_at <= ?").run(now).changes;
   }
 
   async claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]> {
-    const rows = this.#db
-      .prepare(
+    const rows = this.#prepare(
         `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
          WHERE id IN (SELECT o.id FROM outbox o
                       WHERE o.state = 'queued' AND o.next_attempt_at <= ? AND (o.lease_until IS NULL OR o.lease_until <= ?)
@@ -388,42 +379,37 @@ export class SqliteStore implements Store {
 
   async markOutboxSent(id: number, now: number): Promise<void> {
     // The payload held the address and the token; once sent it has no reason to exist.
-    this.#db
-      .prepare("UPDATE outbox SET state = 'sent', payload = NULL, lease_until = NULL, last_error = NULL, done_at = ? WHERE id = ?")
+    this.#prepare("UPDATE outbox SET state = 'sent', payload = NULL, lease_until = NULL, last_error = NULL, done_at = ? WHERE id = ?")
       .run(now, id);
   }
 
   async markOutboxRetry(id: number, nextAttemptAt: number, error: string): Promise<void> {
-    this.#db
-      .prepare("UPDATE outbox SET next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?")
+    this.#prepare("UPDATE outbox SET next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?")
       .run(nextAttemptAt, error.slice(0, 500), id);
   }
 
   async markOutboxFailed(id: number, error: string, now: number): Promise<void> {
-    this.#db
-      .prepare("UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = ?, done_at = ? WHERE id = ?")
+    this.#prepare("UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = ?, done_at = ? WHERE id = ?")
       .run(error.slice(0, 500), now, id);
   }
 
   async outboxDepth(): Promise<number> {
-    const row = this.#db.prepare("SELECT count(*) AS n FROM outbox WHERE state = 'queued'").get() as Row;
+    const row = this.#prepare("SELECT count(*) AS n FROM outbox WHERE state = 'queued'").get() as Row;
     return Number(row["n"]);
   }
 
   async requeuePendingMail(username: string, now: number): Promise<RequeueMailResult> {
     const db = this.#db;
     const run = db.transaction((): RequeueMailResult => {
-      const user = db
-        .prepare("SELECT id FROM users WHERE username = ? AND state = 'pending' AND expires_at > ?")
+      const user = this.#prepare("SELECT id FROM users WHERE username = ? AND state = 'pending' AND expires_at > ?")
         .get(username, now) as Row | undefined;
       if (!user) return { ok: false, reason: "no-pending" };
-      const item = db
-        .prepare("SELECT id, state, payload FROM outbox WHERE user_id = ? AND kind = 'mail' ORDER BY id DESC LIMIT 1")
+      const item = this.#prepare("SELECT id, state, payload FROM outbox WHERE user_id = ? AND kind = 'mail' ORDER BY id DESC LIMIT 1")
         .get(user["id"]) as Row | undefined;
       if (!item) return { ok: false, reason: "no-mail" };
       if (item["state"] === "sent") return { ok: false, reason: "sent" };
       if (item["payload"] == null) return { ok: false, reason: "no-mail" };
-      db.prepare(
+      this.#prepare(
         `UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?, last_error = NULL, done_at = NULL,
                 lease_until = CASE WHEN lease_until > ? THEN lease_until ELSE NULL END
          WHERE id = ?`,
