@@ -11,6 +11,7 @@ import { opsRouter } from "./http/ops.ts";
 import { registerRouter } from "./http/register.ts";
 import { sendPage, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
+import { requestLogger } from "./log.ts";
 
 interface HttpishError {
   status?: number;
@@ -51,6 +52,7 @@ const TITLES: Record<number, string> = {
 };
 
 function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
+  const requests = requestLogger(deps.log);
   return async (ctx: Context, next: Next) => {
     try {
       await next();
@@ -60,7 +62,7 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
         deps.log.error({ reqId: ctx.state.reqId, err: err instanceof Error ? err.stack : String(err) }, "unexpected error");
       } else {
         // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
-        deps.log.info(
+        requests.info(
           { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: refusal.status, code: refusal.code, reason: refusal.message, ip: ctx.state.endUserIp ?? ctx.ip, peer: ctx.ip },
           "request refused",
         );
@@ -71,10 +73,11 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
       if (refusal?.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, refusal.options.retryAfter)));
       if (refusal?.options.allow) ctx.set("Allow", refusal.options.allow.join(", "));
       ctx.set("Cache-Control", "no-store");
-      if (ctx.state.page && !wantsJson(ctx)) {
+      const json = wantsJson(ctx);
+      if (ctx.state.page && !json) {
         if (code === "TOKEN_UNKNOWN") sendPage(ctx, deps.templates, "verify-failure", { action: ctx.state.verifyBase ?? "" }, status);
         else sendPage(ctx, deps.templates, "error", { status, title: TITLES[status] ?? "Error", message }, status);
-      } else if (wantsJson(ctx)) {
+      } else if (json) {
         ctx.status = status;
         ctx.body = { error: code, message };
       } else {
@@ -104,6 +107,7 @@ function methodFallback(routers: Router[]) {
 }
 
 function requestLog(deps: Pick<AppContext, "log" | "config" | "metrics">) {
+  const requests = requestLogger(deps.log);
   return async (ctx: Context, next: Next) => {
     ctx.app.proxy = deps.config.trustProxy;
     ctx.state.reqId = randomUUID();
@@ -118,7 +122,7 @@ function requestLog(deps: Pick<AppContext, "log" | "config" | "metrics">) {
       const route = routeOf(ctx);
       deps.metrics.requests.inc({ route, method: ctx.method, status: ctx.status });
       deps.metrics.requestDuration.observe({ route, method: ctx.method }, seconds);
-      deps.log.debug({ reqId: ctx.state.reqId, method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, "request");
+      requests.debug({ reqId: ctx.state.reqId, method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, "request");
     }
   };
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** Where randomness comes from; tests may swap it, production uses the CSPRNG. */
 export type RandomSource = (size: number) => Buffer;
@@ -19,7 +19,11 @@ export function createHandle(random: RandomSource): string {
 
 /** Tokens are high-entropy, so a plain SHA-256 is enough to store them without making them usable. */
 export function hashToken(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
+  return hash("sha256", token, "hex");
+}
+
+function sha256(text: string): Buffer {
+  return hash("sha256", text, "buffer");
 }
 
 /** Addresses are low-entropy: only a keyed hash keeps them from being guessed back out of the store. */
@@ -36,13 +40,22 @@ export function normalizeMail(mail: string): string {
  * position of a match nor the length of a candidate shows in the timing.
  */
 export function matchesAnySecret(presented: string, accepted: readonly string[]): boolean {
-  const digest = createHash("sha256").update(presented, "utf8").digest();
+  const digest = sha256(presented);
   let found = false;
-  for (const candidate of accepted) {
-    const other = createHash("sha256").update(candidate, "utf8").digest();
-    found = timingSafeEqual(digest, other) || found;
-  }
+  for (const other of acceptedDigests(accepted)) found = timingSafeEqual(digest, other) || found;
   return found;
+}
+
+// The accepted secrets come from the config, which is replaced (never changed in place) on reload.
+const digestsOf = new WeakMap<readonly string[], Buffer[]>();
+
+function acceptedDigests(accepted: readonly string[]): Buffer[] {
+  let digests = digestsOf.get(accepted);
+  if (!digests) {
+    digests = accepted.map(sha256);
+    digestsOf.set(accepted, digests);
+  }
+  return digests;
 }
 
 export function sign(secret: string, payload: string): string {

@@ -5,6 +5,9 @@ import type { PageModels, PageName, Templates } from "../templates.ts";
 const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 export function wantsJson(ctx: Context): boolean {
+  const accept = ctx.get("accept");
+  // Most API clients send no Accept header or */*; both prefer the first type offered, html.
+  if (accept === "" || accept === "*/*") return false;
   return ctx.accepts("html", "json") === "json";
 }
 
