@@ -84,7 +84,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   const background = options.background !== false;
   const outbox = new OutboxSender(ctx, options.outboxPollMs);
   if (background) {
-    ctx.notifyOutbox = () => outbox.kick();
+    ctx.notifyOutbox = () => outbox.soon();
     outbox.start();
   }
 

@@ -35,6 +35,12 @@ export function backoffMs(attempts: number): number {
 
 const LEASE_MS = 120_000;
 const POLL_MS = 1_000;
+const CLAIM_BATCH = 20;
+/**
+ * How long a new item waits for others to join it: under a flood of sign-ups one pass then claims
+ * and sends a batch, instead of a claim per registration competing with the hashing threads.
+ */
+const GATHER_MS = 50;
 
 class PermanentFailure extends Error {}
 
@@ -44,6 +50,7 @@ class PermanentFailure extends Error {}
  */
 export class OutboxSender {
   #timer: NodeJS.Timeout | null = null;
+  #gathering: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #again = false;
   #stopped = false;
@@ -60,8 +67,19 @@ export class OutboxSender {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#gathering) clearTimeout(this.#gathering);
     this.#timer = null;
+    this.#gathering = null;
     await this.#running;
+  }
+
+  /** Runs a pass shortly: new work, with whatever else arrives in the next few milliseconds. */
+  soon(): void {
+    if (this.#stopped || this.#gathering) return;
+    this.#gathering = setTimeout(() => {
+      this.#gathering = null;
+      this.kick();
+    }, GATHER_MS);
   }
 
   /** Runs a pass now, or right after the one in progress. */
@@ -93,9 +111,12 @@ export class OutboxSender {
     // out its lease (2 min) before anyone sent it.
     while (!this.#stopped) {
       const now = this.deps.clock.now();
-      const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, 20);
+      const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, CLAIM_BATCH);
       if (items.length === 0) return;
       for (const item of items) await this.#deliver(item);
+      // A short batch of mail took everything due (what is queued later kicks another pass). An
+      // event sent may have been holding back its account's next one, so then claim again.
+      if (items.length < CLAIM_BATCH && items.every((item) => item.kind === "mail")) return;
     }
   }
 

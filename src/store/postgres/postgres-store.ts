@@ -426,7 +426,7 @@ export class PostgresStore implements Store {
                       AND NOT (o.kind = 'event' AND EXISTS (
                         SELECT 1 FROM outbox e
                         WHERE e.kind = 'event' AND e.state = 'queued' AND e.user_id = o.user_id AND e.id < o.id))
-                    ORDER BY o.id LIMIT $3
+                    ORDER BY o.next_attempt_at, o.id LIMIT $3
                     FOR UPDATE OF o SKIP LOCKED)
        RETURNING id, kind, payload, attempts, user_id`,
       [leaseUntil, now, limit],

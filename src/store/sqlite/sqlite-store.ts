@@ -361,6 +361,8 @@ export class SqliteStore implements Store {
   }
 
   async claimOutbox(now: number, leaseUntil: number, limit: number): Promise<OutboxItem[]> {
+    // Ordered by due time so the plan walks the partial index of queued rows (outbox_due); ordered
+    // by id it scanned every row ever sent. An account's events keep their order by the EXISTS.
     const rows = this.#prepare(
         `UPDATE outbox SET lease_until = ?, attempts = attempts + 1
          WHERE id IN (SELECT o.id FROM outbox o
@@ -368,7 +370,7 @@ export class SqliteStore implements Store {
                         AND NOT (o.kind = 'event' AND EXISTS (
                           SELECT 1 FROM outbox e
                           WHERE e.kind = 'event' AND e.state = 'queued' AND e.user_id = o.user_id AND e.id < o.id))
-                      ORDER BY o.id LIMIT ?)
+                      ORDER BY o.next_attempt_at, o.id LIMIT ?)
          RETURNING id, kind, payload, attempts, user_id`,
       )
       .all(leaseUntil, now, now, limit) as Row[];
