@@ -13,7 +13,6 @@
  *
  *   npm run bench:floor [-- --rounds 5 --seconds 2]
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +22,7 @@ import pino from "pino";
 import { decodeRegistration, readBody } from "../src/http/body.ts";
 import { createLogger, requestLogger } from "../src/log.ts";
 import { runLoad, type RequestSpec } from "./lib/load.ts";
-import { ROOT } from "./lib/processes.ts";
+import { ROOT, spawnListening } from "./lib/processes.ts";
 import { encodeRegistration } from "./lib/scenarios.ts";
 
 const STEPS = ["bare", "read", "decode", "log"] as const;
@@ -58,23 +57,6 @@ function serve(step: Step, logFile: string): void {
   process.once("SIGTERM", () => server.close(() => process.exit(0)));
 }
 
-async function start(step: Step, logFile: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench", "floor.ts"), "serve", step, logFile], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    let seen = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      seen += chunk.toString("utf8");
-      const match = /listening (\d+)/.exec(seen);
-      if (match) resolvePort(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`the ${step} app exited during start-up (code ${code})`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
-}
-
 async function drive(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -91,7 +73,7 @@ async function drive(): Promise<void> {
     headers: { "Content-Type": "text/plain" },
     body: encodeRegistration({ username: "floor", password: "bench-password", ip: "203.0.113.20", mail: "floor@example.org", auth_token: "not-the-token" }),
   };
-  const apps = await Promise.all(STEPS.map((step) => start(step, join(dir, `${step}.log`))));
+  const apps = await Promise.all(STEPS.map((step) => spawnListening(`the ${step} app`, [join(ROOT, "bench", "floor.ts"), "serve", step, join(dir, `${step}.log`)])));
   try {
     for (const app of apps) await runLoad({ url: app.url, connections, duration: 1, plan: [request] });
     const totals = STEPS.map(() => ({ requests: 0, seconds: 0, other: 0 }));

@@ -166,8 +166,12 @@ export interface BaselineServer {
   stop(): Promise<void>;
 }
 
-export async function startBaseline(): Promise<BaselineServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench", "baseline.ts"), "0"], {
+/**
+ * Starts a TypeScript script of the bench that prints `listening PORT` once it serves on
+ * 127.0.0.1, and resolves with its URL.
+ */
+export async function spawnListening(label: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -178,10 +182,14 @@ export async function startBaseline(): Promise<BaselineServer> {
       const match = /listening (\d+)/.exec(seen);
       if (match) resolvePort(Number(match[1]));
     });
-    child.once("exit", (code) => reject(new Error(`the baseline exited during start-up (code ${code})`)));
+    child.once("exit", (code) => reject(new Error(`${label} exited during start-up (code ${code})`)));
   });
   child.stdout!.resume();
-  const url = `http://127.0.0.1:${port}`;
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+export async function startBaseline(): Promise<BaselineServer> {
+  const { child, url } = await spawnListening("the baseline", [join(ROOT, "bench", "baseline.ts"), "0"]);
   return {
     pid: child.pid!,
     url,
