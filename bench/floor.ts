@@ -97,6 +97,8 @@ async function drive(): Promise<void> {
     const file = join(ROOT, "bench", "results", `floor-${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}.json`);
     writeFileSync(file, JSON.stringify({ rounds, seconds, connections, rows }, null, 2) + "\n");
     console.log(`\nresults: ${file}`);
+    // A step that stopped answering 401 no longer measures a refusal (smoke runs in CI rely on this).
+    if (rows.some((row) => row.notAnswered401 > 0)) process.exitCode = 1;
   } finally {
     for (const app of apps) app.child.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });
