@@ -13,8 +13,8 @@ import {
   editConfig,
   freePort,
   postRegistrationTo,
-  startTestService,
   waitFor,
+  withServiceDir,
   type ConfigDir,
   type TestService,
 } from "./helpers/service.ts";
@@ -211,12 +211,9 @@ test("check-config exits 1 naming a file that does not exist", async () => {
 
 // --- hot reload ------------------------------------------------------------------------------
 
-test("an editor's save (write and rename) that adds a mail filter is applied while running", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
-    svc = await startTestService(cfg.configPath);
+test("an editor's save (write and rename) that adds a mail filter is applied while running", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const svc = await start();
     assert.equal(await register(svc, { mail: "before@banned.test" }), 200);
 
     cfg.replace(editConfig(cfg.raw, (c) => (c.register.filteredMails = [".*@banned\\.test"])));
@@ -225,19 +222,12 @@ test("an editor's save (write and rename) that adds a mail filter is applied whi
     assert.equal(await register(svc, { mail: "after@fine.test" }), 200);
     // Rename-over left no temporary file behind to confuse the watcher.
     assert.deepEqual(readdirSync(cfg.dir).filter((f) => f.endsWith(".tmp")), []);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("an invalid file is refused with the reason logged and the last good config stays in force", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir({ register: { filteredMails: [".*@banned\\.test"] } });
+test("an invalid file is refused with the reason logged and the last good config stays in force", () =>
+  withServiceDir({ register: { filteredMails: [".*@banned\\.test"] } }, async ({ cfg, start }) => {
     const good = cfg.raw;
-    svc = await startTestService(cfg.configPath);
+    const svc = await start();
 
     cfg.replace("{ \"register\": { \"authTokens\": [");
     await waitForLog(svc, "config reload refused", 1);
@@ -259,20 +249,13 @@ test("an invalid file is refused with the reason logged and the last good config
     cfg.replace(editConfig(good, (c) => (c.register.filteredMails = [])));
     await waitForLog(svc, "config reloaded", 1);
     assert.equal(await register(svc, { mail: "z@banned.test" }), 200);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("auth tokens rotate without a restart: [old] → [old, new] → [new]", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  const OLD = AUTH_TOKEN;
-  const NEW = "rotated-auth-token-9876543210";
-  try {
-    cfg = createConfigDir();
-    svc = await startTestService(cfg.configPath);
+test("auth tokens rotate without a restart: [old] → [old, new] → [new]", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const OLD = AUTH_TOKEN;
+    const NEW = "rotated-auth-token-9876543210";
+    const svc = await start();
     assert.equal(await register(svc, { auth_token: OLD }), 200);
     assert.equal(await register(svc, { auth_token: NEW }), 401);
 
@@ -285,18 +268,11 @@ test("auth tokens rotate without a restart: [old] → [old, new] → [new]", asy
     await waitForLog(svc, "config reloaded", 2);
     assert.equal(await register(svc, { auth_token: NEW }), 200);
     assert.equal(await register(svc, { auth_token: OLD }), 401);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("service.reload(), the SIGHUP path, applies an edit and refuses a bad file", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
-    svc = await startTestService(cfg.configPath, { watchConfig: false });
+test("service.reload(), the SIGHUP path, applies an edit and refuses a bad file", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const svc = await start({ watchConfig: false });
     cfg.replace(editConfig(cfg.raw, (c) => (c.register.blacklist = ["203.0.113.0/24"])));
     assert.equal(await register(svc, { ip: "203.0.113.7" }), 200, "not watching: nothing changes by itself");
 
@@ -309,18 +285,11 @@ test("service.reload(), the SIGHUP path, applies an edit and refuses a bad file"
     assert.equal(countLogs(svc.logs, "config reload refused"), 1);
     assert.equal(svc.service.ctx.config.register.throttleSeconds, 0);
     assert.equal(await register(svc, { ip: "203.0.113.9" }), 403, "the last good blacklist stays");
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("a reload that changes mail settings sends the next mail the new way", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
-    svc = await startTestService(cfg.configPath, { watchConfig: false });
+test("a reload that changes mail settings sends the next mail the new way", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const svc = await start({ watchConfig: false });
     const second = join(cfg.dir, "mail-2");
     cfg.replace(editConfig(cfg.raw, (c) => (c.mail.transport = `dir:${second}`)));
     assert.equal(svc.service.reload(), true);
@@ -332,18 +301,11 @@ test("a reload that changes mail settings sends the next mail the new way", asyn
         return false;
       }
     }, { what: "a mail in the new directory" });
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("changing listen or storage logs that it needs a restart; the rest is applied", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
-    svc = await startTestService(cfg.configPath);
+test("changing listen or storage logs that it needs a restart; the rest is applied", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const svc = await start();
     const port = await freePort();
     cfg.replace(editConfig(cfg.raw, (c) => {
       c.listen.port = port;
@@ -361,11 +323,7 @@ test("changing listen or storage logs that it needs a restart; the rest is appli
     const second = svc.logs.lines.filter((l) => String(l["msg"]).startsWith("config changes that need a restart"));
     assert.equal(second.length, 2);
     assert.deepEqual(second[1]!["keys"], ["storage"]);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
 test("`gatehouse serve` reloads on SIGHUP and exits 0 on SIGTERM", async () => {
   let cfg: ConfigDir | undefined;

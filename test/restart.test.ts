@@ -3,15 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { registration } from "./helpers/harness.ts";
-import {
-  createConfigDir,
-  freePort,
-  postRegistrationTo,
-  startTestService,
-  waitFor,
-  type ConfigDir,
-  type TestService,
-} from "./helpers/service.ts";
+import { freePort, postRegistrationTo, waitFor, withServiceDir, type TestService } from "./helpers/service.ts";
 
 const VERIFY = "/register_account/verify/";
 
@@ -50,21 +42,17 @@ function assertNoneInClear(files: Map<string, Buffer>, secrets: Record<string, s
   }
 }
 
-test("a pending registration survives a restart and its token completes on the new process", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
+test("a pending registration survives a restart and its token completes on the new process", () =>
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "Grace", mail: "grace.restart@example.org" });
 
-    svc = await startTestService(cfg.configPath);
+    let svc = await start();
     const res = await postRegistrationTo(svc.service.url, fields);
     assert.equal(res.status, 200, res.text);
     const token = res.text;
-    await svc.close();
-    svc = undefined;
+    await stop();
 
-    svc = await startTestService(cfg.configPath);
+    svc = await start();
     const pending = await svc.service.ctx.store.listPending(Date.now());
     assert.deepEqual(pending.map((p) => p.username), ["grace"]);
     const confirm = await fetch(`${svc.service.url}${VERIFY}${token}`);
@@ -72,28 +60,20 @@ test("a pending registration survives a restart and its token completes on the n
     assert.match(await confirm.text(), /<strong id="username">grace<\/strong>/);
     assert.deepEqual(await completeToken(svc, token), { status: 200, body: { username: "grace", alreadyActive: false } });
     assert.deepEqual((await svc.service.ctx.store.listAccounts()).map((a) => a.username), ["grace"]);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("an account survives a restart: its name and its mail stay taken", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
+test("an account survives a restart: its name and its mail stay taken", () =>
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "heidi", mail: "heidi.restart@example.org" });
 
-    svc = await startTestService(cfg.configPath);
+    let svc = await start();
     const res = await postRegistrationTo(svc.service.url, fields);
     assert.equal(res.status, 200, res.text);
     const token = res.text;
     assert.equal((await completeToken(svc, token)).status, 200);
-    await svc.close();
-    svc = undefined;
+    await stop();
 
-    svc = await startTestService(cfg.configPath);
+    svc = await start();
     const accounts = await svc.service.ctx.store.listAccounts();
     assert.deepEqual(accounts.map((a) => [a.username, a.hasMail]), [["heidi", true]]);
     // The name, and the mail hash (so the secret it is keyed with was kept too).
@@ -103,20 +83,13 @@ test("an account survives a restart: its name and its mail stay taken", async ()
     assert.equal(sameMail.status, 409, sameMail.text);
     // The token completed moments ago still shows "already active" after the restart.
     assert.deepEqual(await completeToken(svc, token), { status: 200, body: { username: "heidi", alreadyActive: true } });
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
-test("after register, mail sent and verify the SQLite files hold no password, address or token in the clear", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    cfg = createConfigDir();
+test("after register, mail sent and verify the SQLite files hold no password, address or token in the clear", () =>
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "ivan", password: "corrëct hörse bättery staple", mail: "ivan.secret-box@example.org" });
 
-    svc = await startTestService(cfg.configPath);
+    const svc = await start();
     const res = await postRegistrationTo(svc.service.url, fields);
     assert.equal(res.status, 200, res.text);
     const token = res.text;
@@ -128,25 +101,17 @@ test("after register, mail sent and verify the SQLite files hold no password, ad
     const files = sqliteFiles(cfg.dir);
     assert.ok(anyHolds(files, fields.username), "the username is stored in the clear, so the scan sees the rows");
     assertNoneInClear(files, secrets);
-    await svc.close();
-    svc = undefined;
+    await stop();
     assertNoneInClear(sqliteFiles(cfg.dir), secrets);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
-});
+  }));
 
 test("while the mail is still queued the SQLite files hold neither the address nor the token in the clear", async () => {
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    // Nothing listens there: every send fails and the sealed payload stays in the outbox.
-    const closedPort = await freePort();
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${closedPort}/?ignoreTLS=true` } });
+  // Nothing listens there: every send fails and the sealed payload stays in the outbox.
+  const closedPort = await freePort();
+  await withServiceDir({ mail: { transport: `smtp://127.0.0.1:${closedPort}/?ignoreTLS=true` } }, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "judy", password: "corrëct hörse bättery staple", mail: "judy.secret-box@example.org" });
 
-    svc = await startTestService(cfg.configPath);
+    const svc = await start();
     const res = await postRegistrationTo(svc.service.url, fields);
     assert.equal(res.status, 200, res.text);
     const token = res.text;
@@ -161,11 +126,7 @@ test("while the mail is still queued the SQLite files hold neither the address n
     const files = sqliteFiles(cfg.dir);
     assert.ok(anyHolds(files, fields.username), "the username is stored in the clear, so the scan sees the rows");
     assertNoneInClear(files, secrets);
-    await svc.close();
-    svc = undefined;
+    await stop();
     assertNoneInClear(sqliteFiles(cfg.dir), secrets);
-  } finally {
-    await svc?.close();
-    cfg?.remove();
-  }
+  });
 });

@@ -100,6 +100,48 @@ export async function startTestService(
   return { service, logs, close: () => service.close() };
 }
 
+type TestServiceOptions = Parameters<typeof startTestService>[1];
+
+/** A config directory and the service on it, for one test; see withServiceDir. */
+export interface ServiceDir {
+  cfg: ConfigDir;
+  /** Starts the service on the directory's config; the one running before is closed first. */
+  start(options?: TestServiceOptions): Promise<TestService>;
+  /** Closes the running service, as a restart or a crash-free stop would. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `body` on a fresh config directory (createConfigDir's overrides). However `body` ends, the
+ * service it left running is closed, then the directory removed.
+ */
+export async function withServiceDir(
+  overrides: Parameters<typeof createConfigDir>[0],
+  body: (dir: ServiceDir) => Promise<void>,
+): Promise<void> {
+  const cfg = createConfigDir(overrides);
+  let running: TestService | undefined;
+  const stop = async () => {
+    const svc = running;
+    running = undefined;
+    await svc?.close();
+  };
+  try {
+    await body({
+      cfg,
+      async start(options) {
+        await stop();
+        running = await startTestService(cfg.configPath, options);
+        return running;
+      },
+      stop,
+    });
+  } finally {
+    await stop();
+    cfg.remove();
+  }
+}
+
 /** How many log lines carry exactly this message, or start with it. */
 export function countLogs(logs: LogCapture, msgStart: string): number {
   return logs.lines.filter((line) => typeof line["msg"] === "string" && (line["msg"] as string).startsWith(msgStart)).length;
