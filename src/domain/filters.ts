@@ -1,6 +1,7 @@
 import ipaddr from "ipaddr.js";
 import type { Config } from "../config.ts";
 import { findDisposableDomain } from "./disposable.ts";
+import { sha256 } from "./secrets.ts";
 import { prepareUsername } from "./username.ts";
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -13,6 +14,8 @@ export interface Rules {
   reserved: Set<string>;
   /** register.blockDisposable: refuse addresses on a disposable-mail domain or a subdomain of one. */
   blockDisposable: boolean;
+  /** SHA-256 of each of register.authTokens, so a request hashes only the token it presents. */
+  authTokenDigests: Buffer[];
 }
 
 /** Parses an address, folding IPv4-mapped IPv6 (::ffff:1.2.3.4) to plain IPv4. Null when it is not an IP. */
@@ -52,6 +55,7 @@ export function compileRules(config: Config): Rules {
       }),
     ),
     blockDisposable: config.register.blockDisposable,
+    authTokenDigests: config.register.authTokens.map(sha256),
   };
 }
 

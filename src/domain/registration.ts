@@ -59,7 +59,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
   if (blockedFor !== null) {
     throw new AppError("TOO_MANY_ATTEMPTS", "too many bad auth tokens from this address", { retryAfter: Math.ceil(blockedFor / 1000) });
   }
-  if (!matchesAnySecret(input.auth_token, config.register.authTokens)) {
+  if (!matchesAnySecret(input.auth_token, rules.authTokenDigests)) {
     await limiters.authFailures.take(peer);
     throw new AppError("AUTH_TOKEN_INVALID", "auth_token is not valid");
   }

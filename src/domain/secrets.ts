@@ -22,7 +22,8 @@ export function hashToken(token: string): string {
   return hash("sha256", token, "hex");
 }
 
-function sha256(text: string): Buffer {
+/** A secret's digest, to compare in constant time whatever its length. */
+export function sha256(text: string): Buffer {
   return hash("sha256", text, "buffer");
 }
 
@@ -36,26 +37,14 @@ export function normalizeMail(mail: string): string {
 }
 
 /**
- * Compares a presented secret with every accepted one without short-circuiting, so neither the
- * position of a match nor the length of a candidate shows in the timing.
+ * Compares a presented secret with every accepted one, given as sha256 digests, without
+ * short-circuiting, so neither the position of a match nor the length of a candidate shows in the timing.
  */
-export function matchesAnySecret(presented: string, accepted: readonly string[]): boolean {
+export function matchesAnySecret(presented: string, acceptedDigests: readonly Buffer[]): boolean {
   const digest = sha256(presented);
   let found = false;
-  for (const other of acceptedDigests(accepted)) found = timingSafeEqual(digest, other) || found;
+  for (const other of acceptedDigests) found = timingSafeEqual(digest, other) || found;
   return found;
-}
-
-// The accepted secrets come from the config, which is replaced (never changed in place) on reload.
-const digestsOf = new WeakMap<readonly string[], Buffer[]>();
-
-function acceptedDigests(accepted: readonly string[]): Buffer[] {
-  let digests = digestsOf.get(accepted);
-  if (!digests) {
-    digests = accepted.map(sha256);
-    digestsOf.set(accepted, digests);
-  }
-  return digests;
 }
 
 export function sign(secret: string, payload: string): string {
