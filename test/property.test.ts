@@ -462,8 +462,16 @@ test("random names and passwords at the invitation API, the invite page and logi
       }
       return { method, path: `${INVITES_API}?${params.toString()}`, headers: {}, body: null };
     });
+  // Random headers and bodies rarely get a near-miss id as far as the lookup (found flaky: no 404
+  // in some runs of 150), so one well-formed near miss always runs first, among the random ones.
+  const nearMiss: Req = {
+    method: "POST",
+    path: `/api/invite/${world.inviteId}x`,
+    headers: { "content-type": "application/json" },
+    body: Buffer.from(JSON.stringify({ name: "newbie", password: "long enough to be accepted" }), "utf8"),
+  };
   const statuses = new Map<number, number>();
-  await fc.assert(fc.asyncProperty(fc.oneof(apiReq, pageReq, keyReq), (req) => check(req, statuses)), RUNS);
+  await fc.assert(fc.asyncProperty(fc.oneof(apiReq, pageReq, keyReq), (req) => check(req, statuses)), { ...RUNS, examples: [[nearMiss]] });
   for (const status of [400, 401, 404]) assert.ok(statuses.has(status), `a ${status} among ${JSON.stringify([...statuses])}`);
   await assertWorldIntact();
 });
