@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type Router from "@koa/router";
 import Koa from "koa";
 import type { Context, Next } from "koa";
+import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
 import { AppError, isAppError } from "./errors.ts";
 import { apiRouter } from "./http/api.ts";
@@ -51,8 +52,7 @@ const TITLES: Record<number, string> = {
   503: "Try again later",
 };
 
-function errorMiddleware(deps: Pick<AppContext, "log" | "templates">) {
-  const requests = requestLogger(deps.log);
+function errorMiddleware(deps: Pick<AppContext, "log" | "templates">, requests: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
@@ -106,8 +106,7 @@ function methodFallback(routers: Router[]) {
   };
 }
 
-function requestLog(deps: Pick<AppContext, "log" | "config" | "metrics">) {
-  const requests = requestLogger(deps.log);
+function requestLog(deps: Pick<AppContext, "config" | "metrics">, requests: Logger) {
   return async (ctx: Context, next: Next) => {
     ctx.app.proxy = deps.config.trustProxy;
     ctx.state.reqId = randomUUID();
@@ -130,8 +129,9 @@ function requestLog(deps: Pick<AppContext, "log" | "config" | "metrics">) {
 export function createApp(ctx: AppContext): Koa {
   const app = new Koa({ proxy: ctx.config.trustProxy, maxIpsCount: 1 });
   app.silent = true;
-  app.use(requestLog(ctx));
-  app.use(errorMiddleware(ctx));
+  const requests = requestLogger(ctx.log);
+  app.use(requestLog(ctx, requests));
+  app.use(errorMiddleware(ctx, requests));
   const routers = [
     registerRouter(ctx),
     verifyRouter(ctx),
