@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { runCli } from "../src/cli.ts";
 import { PACKAGE_ROOT } from "../src/config.ts";
-import { createHarness, postRegistration, registration, type Harness } from "./helpers/harness.ts";
+import { createHarness, postRegistration, registerAndVerify, registration, type Harness } from "./helpers/harness.ts";
 import { captureIo, createConfigDir } from "./helpers/service.ts";
 
 const FILTERS = { register: { blacklist: ["10.0.0.0/8"], filteredMails: ["@bad\\.tld$"] } };
@@ -26,14 +26,6 @@ async function cli(h: Harness, ...args: string[]): Promise<{ code: number; out: 
 function columns(line: string): string[] {
   const cells = line.split("\t");
   return [...cells.slice(0, 4), cells[cells.length - 1]!];
-}
-
-async function registerAndVerify(h: Harness, fields: Parameters<typeof registration>[0]): Promise<string> {
-  const res = await postRegistration(h, registration(fields));
-  assert.equal(res.status, 200, res.text);
-  const done = await h.http.post(`/register_account/verify/${res.text}`).set("Accept", "application/json");
-  assert.equal(done.status, 200);
-  return (done.body as { username: string }).username;
 }
 
 test("users list prints NAME, CREATED and MAIL separated by tabs, sorted by name", async () => {

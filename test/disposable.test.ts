@@ -1,27 +1,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type supertest from "supertest";
 import { findDisposableDomain } from "../src/domain/disposable.ts";
 import { cli } from "./helpers/invites.ts";
-import { createHarness, postRegistration, registration, storeSnapshot, type Harness } from "./helpers/harness.ts";
+import {
+  createHarness,
+  postRegistration,
+  postRegistrationJson,
+  registration,
+  storeSnapshot,
+  withHarness,
+} from "./helpers/harness.ts";
 
 // register.blockDisposable: a mail rule next to the filters of DESIGN §3 row 7, fed by the
 // disposable-email-domains list (npm disposable-email-domains-js).
 
 type Overrides = Parameters<typeof createHarness>[0];
-
-async function withHarness(overrides: Overrides, body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await createHarness(overrides);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
-
-function post(h: Harness, fields: unknown): supertest.Test {
-  return postRegistration(h, fields).set("Accept", "application/json");
-}
 
 const BLOCKING: Overrides = { register: { blockDisposable: true } };
 
@@ -53,7 +46,7 @@ test("with blockDisposable on, a listed domain or a subdomain of one is refused 
     assert.equal((await postRegistration(h, registration({ username: "keeper" }))).status, 200, "a seed registration is accepted");
     const before = await storeSnapshot(h);
     for (const mail of DISPOSABLE) {
-      const res = await post(h, registration({ mail }));
+      const res = await postRegistrationJson(h, registration({ mail }));
       assert.equal(res.status, 403, `${mail}: ${res.text}`);
       assert.equal(res.body.error, "MAIL_DISPOSABLE", mail);
       assert.match(res.body.message, /disposable/, mail);
@@ -77,7 +70,7 @@ test("with blockDisposable on, the plain-text refusal names the reason", async (
 test("with blockDisposable on, ordinary domains are accepted", async () => {
   await withHarness(BLOCKING, async (h) => {
     for (const mail of ORDINARY) {
-      const res = await post(h, registration({ mail }));
+      const res = await postRegistrationJson(h, registration({ mail }));
       assert.equal(res.status, 200, `${mail}: ${res.text}`);
     }
   });
@@ -87,7 +80,7 @@ test("with blockDisposable off (the default), disposable domains are accepted", 
   await withHarness({}, async (h) => {
     assert.equal(h.config.register.blockDisposable, false);
     for (const mail of ["joe@mailinator.com", "jim@sub.mailinator.com"]) {
-      const res = await post(h, registration({ mail }));
+      const res = await postRegistrationJson(h, registration({ mail }));
       assert.equal(res.status, 200, `${mail}: ${res.text}`);
     }
     assert.equal((await storeSnapshot(h)).pending.length, 2);
@@ -96,23 +89,23 @@ test("with blockDisposable off (the default), disposable domains are accepted", 
 
 test("the disposable check comes right after the mail filters and before the username checks", async () => {
   await withHarness({ register: { blockDisposable: true, filteredMails: ["^spam@"], blacklist: ["203.0.113.0/24"] } }, async (h) => {
-    const filtered = await post(h, registration({ mail: "spam@mailinator.com" }));
+    const filtered = await postRegistrationJson(h, registration({ mail: "spam@mailinator.com" }));
     assert.equal(filtered.body.error, "MAIL_FILTERED", filtered.text);
-    const badName = await post(h, registration({ mail: "joe@mailinator.com", username: "two words", password: "x" }));
+    const badName = await postRegistrationJson(h, registration({ mail: "joe@mailinator.com", username: "two words", password: "x" }));
     assert.equal(badName.body.error, "MAIL_DISPOSABLE", badName.text);
-    const badToken = await post(h, registration({ mail: "joe@mailinator.com", auth_token: "wrong" }));
+    const badToken = await postRegistrationJson(h, registration({ mail: "joe@mailinator.com", auth_token: "wrong" }));
     assert.equal(badToken.body.error, "AUTH_TOKEN_INVALID", badToken.text);
-    const blacklisted = await post(h, registration({ mail: "joe@mailinator.com", ip: "203.0.113.9" }));
+    const blacklisted = await postRegistrationJson(h, registration({ mail: "joe@mailinator.com", ip: "203.0.113.9" }));
     assert.equal(blacklisted.body.error, "IP_BLACKLISTED", blacklisted.text);
   });
 });
 
 test("turning blockDisposable on by a config reload takes effect at once", async () => {
   await withHarness({}, async (h) => {
-    assert.equal((await post(h, registration({ mail: "a@mailinator.com" }))).status, 200);
+    assert.equal((await postRegistrationJson(h, registration({ mail: "a@mailinator.com" }))).status, 200);
     const { applyConfig } = await import("../src/context.ts");
     applyConfig(h.ctx, { ...h.config, register: { ...h.config.register, blockDisposable: true } });
-    const res = await post(h, registration({ mail: "b@mailinator.com" }));
+    const res = await postRegistrationJson(h, registration({ mail: "b@mailinator.com" }));
     assert.equal(res.status, 403, res.text);
     assert.equal(res.body.error, "MAIL_DISPOSABLE");
   });

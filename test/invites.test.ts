@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { LOGIN_FAILURE_POINTS } from "../src/domain/limiter.ts";
 import { SESSION_TTL_MS } from "../src/domain/sessions.ts";
-import { createHarness, postRegistration, registration, type Harness } from "./helpers/harness.ts";
+import { postRegistration, registration, withHarness, type Harness } from "./helpers/harness.ts";
 import {
   cli,
   client,
@@ -16,21 +16,10 @@ import {
 
 // DESIGN.md §5: API keys, mod_invites_api, pilcrow's invitation API, logins, and the invite page.
 
-type Overrides = Parameters<typeof createHarness>[0];
-
 const PUBLIC_URL = "http://gatehouse.test";
 const API_PATH = "/invites_api";
 const DEFAULT_TTL_MS = 604_800 * 1000;
 const INVITE_URL = /^http:\/\/gatehouse\.test\/invite\/([A-Za-z0-9_-]{22,})$/;
-
-async function withHarness(overrides: Overrides, body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await createHarness(overrides);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
 
 /** POST /api/invite/:id as pilcrow's client sends it. */
 function accept(h: Harness, id: string, name: string, password = PASSWORD) {

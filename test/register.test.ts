@@ -7,8 +7,12 @@ import {
   createHarness,
   encode,
   postRegistration,
+  postRegistrationJson,
+  registerAndVerify,
   registration,
   storeSnapshot,
+  verifyToken,
+  withHarness,
   type Harness,
   type RegistrationFields,
 } from "./helpers/harness.ts";
@@ -20,28 +24,6 @@ type Overrides = Parameters<typeof createHarness>[0];
 const BASE = "/register_account/";
 const BODY_LIMIT = 64 * 1024;
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
-
-async function withHarness(overrides: Overrides, body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await createHarness(overrides);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
-
-/** A registration posted by a client that asks for JSON errors, so the refusal code can be asserted. */
-function post(h: Harness, fields: unknown): supertest.Test {
-  return postRegistration(h, fields).set("Accept", "application/json");
-}
-
-/** Registers and verifies, so the username and mail belong to an account. */
-async function createAccount(h: Harness, fields: RegistrationFields): Promise<void> {
-  const res = await postRegistration(h, fields);
-  assert.equal(res.status, 200, res.text);
-  const done = await h.http.post(`${BASE}verify/${res.text}`).set("Accept", "application/json");
-  assert.equal(done.status, 200, done.text);
-}
 
 async function registerPendingOk(h: Harness, fields: RegistrationFields): Promise<string> {
   const res = await postRegistration(h, fields);
@@ -71,7 +53,7 @@ const ROWS: Case[] = [
   {
     name: "row 2: register.secure refuses a plain HTTP request",
     config: { register: { secure: true } },
-    send: (h) => post(h, registration()),
+    send: (h) => postRegistrationJson(h, registration()),
     status: 403,
     code: "HTTPS_REQUIRED",
   },
@@ -90,47 +72,47 @@ const ROWS: Case[] = [
   },
   {
     name: "row 4: an ip that is not an IP address is refused",
-    send: (h) => post(h, registration({ ip: "not-an-ip" })),
+    send: (h) => postRegistrationJson(h, registration({ ip: "not-an-ip" })),
     status: 400,
     code: "MALFORMED_REQUEST",
   },
   {
     name: "row 4: a mail that is not an address is refused",
-    send: (h) => post(h, registration({ mail: "not-a-mail" })),
+    send: (h) => postRegistrationJson(h, registration({ mail: "not-a-mail" })),
     status: 400,
     code: "MALFORMED_REQUEST",
   },
   {
     name: "row 5: an unknown auth_token is refused",
-    send: (h) => post(h, registration({ auth_token: "wrong-token" })),
+    send: (h) => postRegistrationJson(h, registration({ auth_token: "wrong-token" })),
     status: 401,
     code: "AUTH_TOKEN_INVALID",
   },
   {
     name: "row 5: an auth_token that differs only in case, or is a prefix of a valid one, is refused",
     setup: async (h) => {
-      const prefix = await post(h, registration({ auth_token: AUTH_TOKEN.slice(0, -1) }));
+      const prefix = await postRegistrationJson(h, registration({ auth_token: AUTH_TOKEN.slice(0, -1) }));
       assert.equal(prefix.status, 401);
     },
-    send: (h) => post(h, registration({ auth_token: AUTH_TOKEN.toUpperCase() })),
+    send: (h) => postRegistrationJson(h, registration({ auth_token: AUTH_TOKEN.toUpperCase() })),
     status: 401,
     code: "AUTH_TOKEN_INVALID",
   },
   {
     name: "row 5: any of several configured auth_tokens is accepted (rotation)",
     config: { register: { authTokens: ["old-token-aaaaaaaa", AUTH_TOKEN] } },
-    send: (h) => post(h, registration({ auth_token: "old-token-aaaaaaaa" })),
+    send: (h) => postRegistrationJson(h, registration({ auth_token: "old-token-aaaaaaaa" })),
     status: 200,
   },
   {
     name: "row 5: repeated bad auth_tokens from one peer are answered 429 with Retry-After",
     setup: async (h) => {
       for (let i = 0; i < AUTH_FAILURE_POINTS; i++) {
-        const res = await post(h, registration({ auth_token: `bad-${i}` }));
+        const res = await postRegistrationJson(h, registration({ auth_token: `bad-${i}` }));
         assert.equal(res.status, 401, `attempt ${i + 1} should still be a plain 401`);
       }
     },
-    send: (h) => post(h, registration({ auth_token: "bad-again" })),
+    send: (h) => postRegistrationJson(h, registration({ auth_token: "bad-again" })),
     status: 429,
     code: "TOO_MANY_ATTEMPTS",
     check: (res) => assert.match(String(res.headers["retry-after"]), /^[1-9]\d*$/),
@@ -138,65 +120,65 @@ const ROWS: Case[] = [
   {
     name: "row 6: a blacklisted ip is refused",
     config: { register: { blacklist: ["203.0.113.0/24"] } },
-    send: (h) => post(h, registration({ ip: "203.0.113.9" })),
+    send: (h) => postRegistrationJson(h, registration({ ip: "203.0.113.9" })),
     status: 403,
     code: "IP_BLACKLISTED",
   },
   {
     name: "row 7: a mail matching a filter is refused",
     config: { register: { filteredMails: [".*banneddomain\\.tld"] } },
-    send: (h) => post(h, registration({ mail: "joe@banneddomain.tld" })),
+    send: (h) => postRegistrationJson(h, registration({ mail: "joe@banneddomain.tld" })),
     status: 403,
     code: "MAIL_FILTERED",
   },
   {
     name: "row 8: a username that fails nodeprep is refused",
-    send: (h) => post(h, registration({ username: "two words" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "two words" })),
     status: 406,
     code: "USERNAME_INVALID",
   },
   {
     name: "row 8: a username with a forbidden character is refused",
-    send: (h) => post(h, registration({ username: "a@b" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "a@b" })),
     status: 406,
     code: "USERNAME_INVALID",
   },
   {
     name: "row 8: an empty username is refused",
-    send: (h) => post(h, registration({ username: "" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "" })),
     status: 406,
     code: "USERNAME_INVALID",
   },
   {
     name: "row 9: a password shorter than minPasswordLength is refused",
-    send: (h) => post(h, registration({ password: "1234567" })),
+    send: (h) => postRegistrationJson(h, registration({ password: "1234567" })),
     status: 400,
     code: "PASSWORD_TOO_SHORT",
   },
   {
     name: "row 9: password length counts characters, not UTF-16 units",
     config: { accounts: { minPasswordLength: 4 } },
-    send: (h) => post(h, registration({ password: "😀😀😀" })),
+    send: (h) => postRegistrationJson(h, registration({ password: "😀😀😀" })),
     status: 400,
     code: "PASSWORD_TOO_SHORT",
   },
   {
     name: "row 10: a reserved username is refused, whatever its case",
-    send: (h) => post(h, registration({ username: "Admin" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "Admin" })),
     status: 403,
     code: "USERNAME_RESERVED",
   },
   {
     name: "row 11: a username pending another registration is refused",
     setup: async (h) => void (await registerPendingOk(h, registration({ username: "dana" }))),
-    send: (h) => post(h, registration({ username: "DANA" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "DANA" })),
     status: 401,
     code: "USERNAME_PENDING",
   },
   {
     name: "row 12: a username taken by an account is refused",
-    setup: (h) => createAccount(h, registration({ username: "erin" })),
-    send: (h) => post(h, registration({ username: "erin" })),
+    setup: async (h) => void (await registerAndVerify(h, { username: "erin" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "erin" })),
     status: 409,
     code: "USERNAME_TAKEN",
   },
@@ -204,7 +186,7 @@ const ROWS: Case[] = [
     name: "row 13: a second registration from one ip within throttleSeconds is answered 503 with Retry-After",
     config: { register: { throttleSeconds: 60 } },
     setup: async (h) => void (await registerPendingOk(h, registration({ ip: "192.0.2.50" }))),
-    send: (h) => post(h, registration({ ip: "192.0.2.50" })),
+    send: (h) => postRegistrationJson(h, registration({ ip: "192.0.2.50" })),
     status: 503,
     code: "THROTTLED",
     check: (res) => {
@@ -215,14 +197,14 @@ const ROWS: Case[] = [
   {
     name: "row 14: a mail held by a pending registration is refused",
     setup: async (h) => void (await registerPendingOk(h, registration({ mail: "shared@example.org" }))),
-    send: (h) => post(h, registration({ mail: "Shared@Example.org" })),
+    send: (h) => postRegistrationJson(h, registration({ mail: "Shared@Example.org" })),
     status: 409,
     code: "MAIL_TAKEN",
   },
   {
     name: "row 14: a mail held by an account is refused",
-    setup: (h) => createAccount(h, registration({ mail: "owner@example.org" })),
-    send: (h) => post(h, registration({ mail: " OWNER@example.org " })),
+    setup: async (h) => void (await registerAndVerify(h, { mail: "owner@example.org" })),
+    send: (h) => postRegistrationJson(h, registration({ mail: " OWNER@example.org " })),
     status: 409,
     code: "MAIL_TAKEN",
   },
@@ -266,47 +248,47 @@ const FIRST_FAILURE_WINS: Case[] = [
   },
   {
     name: "4 before 5: a bad ip with a bad auth_token is 400",
-    send: (h) => post(h, registration({ ip: "999.1.1.1", auth_token: "wrong" })),
+    send: (h) => postRegistrationJson(h, registration({ ip: "999.1.1.1", auth_token: "wrong" })),
     status: 400,
     code: "MALFORMED_REQUEST",
   },
   {
     name: "5 before 6: a bad auth_token from a blacklisted ip is 401",
     config: { register: { blacklist: ["203.0.113.0/24"] } },
-    send: (h) => post(h, registration({ ip: "203.0.113.1", auth_token: "wrong" })),
+    send: (h) => postRegistrationJson(h, registration({ ip: "203.0.113.1", auth_token: "wrong" })),
     status: 401,
     code: "AUTH_TOKEN_INVALID",
   },
   {
     name: "5 before everything after it: a bad auth_token wins over blacklist, filter, name, password and reservation",
     config: { register: { blacklist: ["203.0.113.0/24"], filteredMails: ["example"] } },
-    send: (h) => post(h, { username: "admin", password: "x", ip: "203.0.113.1", mail: "a@example.org", auth_token: "nope" }),
+    send: (h) => postRegistrationJson(h, { username: "admin", password: "x", ip: "203.0.113.1", mail: "a@example.org", auth_token: "nope" }),
     status: 401,
     code: "AUTH_TOKEN_INVALID",
   },
   {
     name: "6 before 7: a blacklisted ip with a filtered mail is refused for the blacklist",
     config: { register: { blacklist: ["203.0.113.0/24"], filteredMails: ["banned"] } },
-    send: (h) => post(h, registration({ ip: "203.0.113.2", mail: "x@banned.example" })),
+    send: (h) => postRegistrationJson(h, registration({ ip: "203.0.113.2", mail: "x@banned.example" })),
     status: 403,
     code: "IP_BLACKLISTED",
   },
   {
     name: "7 before 8: a filtered mail with an invalid username is 403",
     config: { register: { filteredMails: ["banned"] } },
-    send: (h) => post(h, registration({ username: "bad name", mail: "x@banned.example" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "bad name", mail: "x@banned.example" })),
     status: 403,
     code: "MAIL_FILTERED",
   },
   {
     name: "8 before 9: an invalid username with a short password is 406",
-    send: (h) => post(h, registration({ username: "bad name", password: "x" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "bad name", password: "x" })),
     status: 406,
     code: "USERNAME_INVALID",
   },
   {
     name: "9 before 10: a reserved username with a short password is 400",
-    send: (h) => post(h, registration({ username: "root", password: "x" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "root", password: "x" })),
     status: 400,
     code: "PASSWORD_TOO_SHORT",
   },
@@ -314,7 +296,7 @@ const FIRST_FAILURE_WINS: Case[] = [
     name: "10 before 13: a reserved username from a throttled ip is 403",
     config: { register: { throttleSeconds: 60 } },
     setup: async (h) => void (await registerPendingOk(h, registration({ ip: "192.0.2.60" }))),
-    send: (h) => post(h, registration({ username: "postmaster", ip: "192.0.2.60" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "postmaster", ip: "192.0.2.60" })),
     status: 403,
     code: "USERNAME_RESERVED",
   },
@@ -322,22 +304,22 @@ const FIRST_FAILURE_WINS: Case[] = [
     name: "11 before 13: a pending username from a throttled ip is 401",
     config: { register: { throttleSeconds: 60 } },
     setup: async (h) => void (await registerPendingOk(h, registration({ username: "frank", ip: "192.0.2.61" }))),
-    send: (h) => post(h, registration({ username: "frank", ip: "192.0.2.61" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "frank", ip: "192.0.2.61" })),
     status: 401,
     code: "USERNAME_PENDING",
   },
   {
     name: "11 before 14: a pending username with a taken mail is 401",
     setup: async (h) => void (await registerPendingOk(h, registration({ username: "gina", mail: "gina@example.org" }))),
-    send: (h) => post(h, registration({ username: "gina", mail: "gina@example.org" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "gina", mail: "gina@example.org" })),
     status: 401,
     code: "USERNAME_PENDING",
   },
   {
     name: "12 before 13: a taken username from a throttled ip is 409 for the name",
     config: { register: { throttleSeconds: 60 } },
-    setup: (h) => createAccount(h, registration({ username: "hank", ip: "192.0.2.62" })),
-    send: (h) => post(h, registration({ username: "hank", ip: "192.0.2.62" })),
+    setup: async (h) => void (await registerAndVerify(h, { username: "hank", ip: "192.0.2.62" })),
+    send: (h) => postRegistrationJson(h, registration({ username: "hank", ip: "192.0.2.62" })),
     status: 409,
     code: "USERNAME_TAKEN",
   },
@@ -345,7 +327,7 @@ const FIRST_FAILURE_WINS: Case[] = [
     name: "13 before 14: a throttled ip with a taken mail is 503",
     config: { register: { throttleSeconds: 60 } },
     setup: async (h) => void (await registerPendingOk(h, registration({ mail: "ivy@example.org", ip: "192.0.2.63" }))),
-    send: (h) => post(h, registration({ mail: "ivy@example.org", ip: "192.0.2.63" })),
+    send: (h) => postRegistrationJson(h, registration({ mail: "ivy@example.org", ip: "192.0.2.63" })),
     status: 503,
     code: "THROTTLED",
     check: (res) => assert.ok(res.headers["retry-after"], "res.headers[\"retry-after\"]"),
@@ -497,7 +479,7 @@ const IP_CASES: { blacklist: string; ip: string; refused: boolean }[] = [
 test("blacklist entries match IPv6, IPv4 and IPv4-mapped IPv6 addresses by CIDR", async () => {
   for (const c of IP_CASES) {
     await withHarness({ register: { blacklist: [c.blacklist] } }, async (h) => {
-      const res = await post(h, registration({ ip: c.ip }));
+      const res = await postRegistrationJson(h, registration({ ip: c.ip }));
       assert.equal(res.status, c.refused ? 403 : 200, `${c.ip} against ${c.blacklist}: ${res.text}`);
       if (c.refused) assert.equal(res.body.error, "IP_BLACKLISTED");
     });
@@ -507,11 +489,11 @@ test("blacklist entries match IPv6, IPv4 and IPv4-mapped IPv6 addresses by CIDR"
 test("whitelisted ips are exempt from the throttle, IPv4-mapped forms included; others are not", async () => {
   await withHarness({ register: { throttleSeconds: 60, whitelist: ["198.51.100.0/24", "2001:db8::/32"] } }, async (h) => {
     for (const ip of ["198.51.100.7", "198.51.100.7", "::ffff:198.51.100.7", "2001:db8::5", "2001:db8::5"]) {
-      const res = await post(h, registration({ ip }));
+      const res = await postRegistrationJson(h, registration({ ip }));
       assert.equal(res.status, 200, `${ip}: ${res.text}`);
     }
-    assert.equal((await post(h, registration({ ip: "203.0.113.5" }))).status, 200);
-    const second = await post(h, registration({ ip: "203.0.113.5" }));
+    assert.equal((await postRegistrationJson(h, registration({ ip: "203.0.113.5" }))).status, 200);
+    const second = await postRegistrationJson(h, registration({ ip: "203.0.113.5" }));
     assert.equal(second.status, 503);
     assert.ok(second.headers["retry-after"], "second.headers[\"retry-after\"]");
   });
@@ -519,29 +501,29 @@ test("whitelisted ips are exempt from the throttle, IPv4-mapped forms included; 
 
 test("the throttle counts an IPv4 address and its IPv4-mapped IPv6 form as one", async () => {
   await withHarness({ register: { throttleSeconds: 60 } }, async (h) => {
-    assert.equal((await post(h, registration({ ip: "203.0.113.8" }))).status, 200);
-    assert.equal((await post(h, registration({ ip: "::ffff:203.0.113.8" }))).status, 503);
+    assert.equal((await postRegistrationJson(h, registration({ ip: "203.0.113.8" }))).status, 200);
+    assert.equal((await postRegistrationJson(h, registration({ ip: "::ffff:203.0.113.8" }))).status, 503);
   });
 });
 
 test("the throttle window expires after throttleSeconds", async () => {
   await withHarness({ register: { throttleSeconds: 1 } }, async (h) => {
-    assert.equal((await post(h, registration({ ip: "192.0.2.70" }))).status, 200);
-    const throttled = await post(h, registration({ ip: "192.0.2.70" }));
+    assert.equal((await postRegistrationJson(h, registration({ ip: "192.0.2.70" }))).status, 200);
+    const throttled = await postRegistrationJson(h, registration({ ip: "192.0.2.70" }));
     assert.equal(throttled.status, 503);
     assert.equal(throttled.headers["retry-after"], "1");
     // The throttle runs on rate-limiter-flexible's own clock, not the harness's FakeClock.
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    assert.equal((await post(h, registration({ ip: "192.0.2.70" }))).status, 200);
+    assert.equal((await postRegistrationJson(h, registration({ ip: "192.0.2.70" }))).status, 200);
   });
 });
 
 test("a registration refused after the throttle check does not use up the ip's throttle", async () => {
   await withHarness({ register: { throttleSeconds: 60 } }, async (h) => {
     await registerPendingOk(h, registration({ mail: "held@example.org", ip: "192.0.2.80" }));
-    const refused = await post(h, registration({ mail: "held@example.org", ip: "192.0.2.81" }));
+    const refused = await postRegistrationJson(h, registration({ mail: "held@example.org", ip: "192.0.2.81" }));
     assert.equal(refused.status, 409);
-    assert.equal((await post(h, registration({ ip: "192.0.2.81" }))).status, 200);
+    assert.equal((await postRegistrationJson(h, registration({ ip: "192.0.2.81" }))).status, 200);
   });
 });
 
@@ -562,7 +544,7 @@ test("mail filters are case-insensitive regular expressions matched anywhere in 
   await withHarness({ register: { filteredMails } }, async (h) => {
     for (const [mail, refused] of cases) {
       const before = await storeSnapshot(h);
-      const res = await post(h, registration({ mail }));
+      const res = await postRegistrationJson(h, registration({ mail }));
       assert.equal(res.status, refused ? 403 : 200, `${mail}: ${res.text}`);
       if (refused) {
         assert.equal(res.body.error, "MAIL_FILTERED");
@@ -606,19 +588,19 @@ test("an expired pending registration frees its username and mail, and its token
   await withHarness({ register: { pendingTtlSeconds: 60 } }, async (h) => {
     const fields = registration({ username: "kate", mail: "kate@example.org" });
     const token = await registerPendingOk(h, fields);
-    assert.equal((await post(h, { ...registration(), username: "kate" })).status, 401);
-    assert.equal((await post(h, { ...registration(), mail: "kate@example.org" })).status, 409);
+    assert.equal((await postRegistrationJson(h, { ...registration(), username: "kate" })).status, 401);
+    assert.equal((await postRegistrationJson(h, { ...registration(), mail: "kate@example.org" })).status, 409);
 
     h.clock.advance(60_000);
     assert.deepEqual((await h.ctx.store.listPending(h.clock.now())).map((p) => p.username), []);
     assert.equal((await h.http.get(`${BASE}verify/${token}`)).status, 404);
     assert.equal((await h.http.post(`${BASE}verify/${token}`)).status, 404);
 
-    const again = await post(h, { ...registration(), username: "Kate", mail: "KATE@example.org" });
+    const again = await postRegistrationJson(h, { ...registration(), username: "Kate", mail: "KATE@example.org" });
     assert.equal(again.status, 200, again.text);
     assert.notEqual(again.text, token);
     assert.equal((await h.http.post(`${BASE}verify/${token}`)).status, 404, "the voided token stays dead");
-    const done = await h.http.post(`${BASE}verify/${again.text}`).set("Accept", "application/json");
+    const done = await verifyToken(h, again.text);
     assert.equal(done.status, 200);
     assert.equal(done.body.username, "kate");
     assert.deepEqual((await h.ctx.store.listAccounts()).map((a) => a.username), ["kate"]);
@@ -629,7 +611,7 @@ test("a pending registration is still live one millisecond before its TTL ends",
   await withHarness({ register: { pendingTtlSeconds: 60 } }, async (h) => {
     await registerPendingOk(h, registration({ username: "liam" }));
     h.clock.advance(59_999);
-    assert.equal((await post(h, registration({ username: "liam" }))).status, 401);
+    assert.equal((await postRegistrationJson(h, registration({ username: "liam" }))).status, 401);
   });
 });
 
@@ -638,7 +620,7 @@ test("a pending registration is still live one millisecond before its TTL ends",
 test("20 concurrent registrations of one username give exactly one 200, the others 401", async () => {
   await withHarness({}, async (h) => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => post(h, registration({ username: "racer" }))),
+      Array.from({ length: 20 }, () => postRegistrationJson(h, registration({ username: "racer" }))),
     );
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, ...Array(19).fill(401)], JSON.stringify(results.map((r) => r.text)));
@@ -652,7 +634,7 @@ test("20 concurrent registrations of one username give exactly one 200, the othe
 test("20 concurrent registrations with one mail and different names give exactly one 200, the others 409", async () => {
   await withHarness({}, async (h) => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => post(h, registration({ mail: "race@example.org" }))),
+      Array.from({ length: 20 }, () => postRegistrationJson(h, registration({ mail: "race@example.org" }))),
     );
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, ...Array(19).fill(409)], JSON.stringify(results.map((r) => r.text)));

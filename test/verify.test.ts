@@ -4,21 +4,12 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import type supertest from "supertest";
-import { createHarness, postRegistration, registration, storeSnapshot, type Harness } from "./helpers/harness.ts";
+import { postRegistration, registration, storeSnapshot, withHarness, type Harness } from "./helpers/harness.ts";
 
 // DESIGN.md §4: the verification form, the mailed link's confirm page, and completion.
 
 const BASE = "/register_account/";
 const VERIFY = `${BASE}verify/`;
-
-async function withHarness(overrides: Parameters<typeof createHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await createHarness(overrides);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
 
 async function register(h: Harness, username: string, mail = `${username}@example.org`): Promise<string> {
   const res = await postRegistration(h, registration({ username, mail }));

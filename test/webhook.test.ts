@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHarness, postRegistration, registration, type Harness } from "./helpers/harness.ts";
+import { createHarness, registerAndVerify, type Harness } from "./helpers/harness.ts";
 import { client, issueInvite, PASSWORD } from "./helpers/invites.ts";
 
 // Events leave through the outbox: signed, retried with backoff, at least once, in order per account.
@@ -84,15 +84,6 @@ async function harnessFor(receiver: Receiver, secret = SECRET): Promise<Harness>
   return h;
 }
 
-/** Registers and verifies over HTTP; returns the new account's name. */
-async function registerAndVerify(h: Harness, username: string): Promise<string> {
-  const res = await postRegistration(h, registration({ username, mail: `${username}@example.org` }));
-  assert.equal(res.status, 200, res.text);
-  const done = await h.http.post(`${h.config.register.basePath}verify/${encodeURIComponent(res.text)}`).set("Accept", "application/json");
-  assert.equal(done.status, 200, done.text);
-  return username;
-}
-
 async function acceptInvite(h: Harness, name: string): Promise<void> {
   const { id } = await issueInvite(h);
   const res = await client(h).post(`/api/invite/${id}`).send({ name, password: PASSWORD });
@@ -107,7 +98,7 @@ test("a verified registration is POSTed as user-registered, signed with the webh
   const receiver = await startReceiver();
   const h = await harnessFor(receiver);
   try {
-    await registerAndVerify(h, "dana");
+    await registerAndVerify(h, { username: "dana" });
     const verifiedAt = h.clock.now();
     await h.outbox.drain();
 
@@ -169,7 +160,7 @@ test("a receiver answering 500 twice gets the event once, after two retries with
   const receiver = await startReceiver((n) => (n <= 2 ? 500 : 200));
   const h = await harnessFor(receiver);
   try {
-    await registerAndVerify(h, "frank");
+    await registerAndVerify(h, { username: "frank" });
     await h.outbox.drain();
     assert.equal(receiver.deliveries.length, 1, "first attempt");
     await h.outbox.drain();
@@ -211,7 +202,7 @@ test("a 4xx answer marks the event failed and it is not tried again", async () =
   const receiver = await startReceiver(() => 422);
   const h = await harnessFor(receiver);
   try {
-    await registerAndVerify(h, "gina");
+    await registerAndVerify(h, { username: "gina" });
     await h.outbox.drain();
     for (let i = 0; i < 5; i++) {
       h.clock.advance(600_000);
@@ -234,7 +225,7 @@ test("408 and 429 answers are retried like a 5xx", async () => {
   const receiver = await startReceiver((n) => (n === 1 ? 429 : n === 2 ? 408 : 200));
   const h = await harnessFor(receiver);
   try {
-    await registerAndVerify(h, "hugo");
+    await registerAndVerify(h, { username: "hugo" });
     await h.outbox.drain();
     h.clock.advance(2_000);
     await h.outbox.drain();
@@ -261,7 +252,7 @@ test("an account's second event waits while its first is retried; other accounts
   const h = await harnessFor(receiver);
   try {
     await acceptInvite(h, "ivan");
-    await registerAndVerify(h, "judy");
+    await registerAndVerify(h, { username: "judy" });
     await h.outbox.drain();
 
     const seen = () => receiver.deliveries.map((d) => `${d.event!.type}:${String(d.event!.data["username"])}:${d.answered}`);
@@ -293,9 +284,9 @@ test("a receiver refuses a stale or wrongly signed delivery, and the event is ma
   try {
     // A sender whose clock is ten minutes behind signs timestamps the receiver takes for a replay.
     stale.clock.t = Date.now() - 10 * 60_000;
-    await registerAndVerify(stale, "kate");
+    await registerAndVerify(stale, { username: "kate" });
     await stale.outbox.drain();
-    await registerAndVerify(wrong, "liam");
+    await registerAndVerify(wrong, { username: "liam" });
     await wrong.outbox.drain();
 
     assert.deepEqual(receiver.deliveries.map((d) => [d.check, d.answered]), [
@@ -318,7 +309,7 @@ test("an event queued while a webhook was configured is marked failed, not sent,
   const receiver = await startReceiver();
   const h = await harnessFor(receiver);
   try {
-    await registerAndVerify(h, "mona");
+    await registerAndVerify(h, { username: "mona" });
     const { events: _dropped, ...withoutEvents } = h.ctx.config;
     h.ctx.config = withoutEvents;
     await h.outbox.drain();

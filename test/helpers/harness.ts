@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -137,6 +138,35 @@ export function encode(value: unknown): string {
 /** POSTs a registration the way mod_register_json clients do: base64 of the JSON. */
 export function postRegistration(h: Pick<Harness, "http" | "config">, value: unknown): supertest.Test {
   return h.http.post(h.config.register.basePath).set("Content-Type", "application/encoded").send(encode(value));
+}
+
+/** A registration posted by a client that asks for JSON errors, so the refusal code can be asserted. */
+export function postRegistrationJson(h: Pick<Harness, "http" | "config">, value: unknown): supertest.Test {
+  return postRegistration(h, value).set("Accept", "application/json");
+}
+
+/** Completes a registration over HTTP, as the confirm page's button does, asking for a JSON answer. */
+export function verifyToken(h: Pick<Harness, "http" | "config">, token: string): supertest.Test {
+  return h.http.post(`${h.config.register.basePath}verify/${encodeURIComponent(token)}`).set("Accept", "application/json");
+}
+
+/** Registers (registration(fields)) and verifies over HTTP, so the name and mail belong to an account; returns its username. */
+export async function registerAndVerify(h: Pick<Harness, "http" | "config">, fields: Partial<RegistrationFields> = {}): Promise<string> {
+  const res = await postRegistration(h, registration(fields));
+  assert.equal(res.status, 200, res.text);
+  const done = await verifyToken(h, res.text);
+  assert.equal(done.status, 200, done.text);
+  return (done.body as { username: string }).username;
+}
+
+/** Runs `body` on a fresh harness and closes it however `body` ends. */
+export async function withHarness(overrides: Parameters<typeof createHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
+  const h = await createHarness(overrides);
+  try {
+    await body(h);
+  } finally {
+    await h.close();
+  }
 }
 
 export interface StoreSnapshot {
