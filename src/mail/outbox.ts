@@ -109,14 +109,19 @@ export class OutboxSender {
   async #drain(): Promise<void> {
     // Checked before claiming, not after: a batch claimed and then dropped at shutdown would sit
     // out its lease (2 min) before anyone sent it.
-    while (!this.#stopped) {
-      const now = this.deps.clock.now();
-      const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, CLAIM_BATCH);
-      if (items.length === 0) return;
-      for (const item of items) await this.#deliver(item);
-      // A short batch of mail took everything due (what is queued later kicks another pass). An
-      // event sent may have been holding back its account's next one, so then claim again.
-      if (items.length < CLAIM_BATCH && items.every((item) => item.kind === "mail")) return;
+    try {
+      while (!this.#stopped) {
+        const now = this.deps.clock.now();
+        const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, CLAIM_BATCH);
+        if (items.length === 0) return;
+        for (const item of items) await this.#deliver(item);
+        // A short batch of mail took everything due (what is queued later kicks another pass). An
+        // event sent may have been holding back its account's next one, so then claim again.
+        if (items.length < CLAIM_BATCH && items.every((item) => item.kind === "mail")) return;
+      }
+    } finally {
+      // Once per pass, not per item: what was sent (or voided meanwhile) leaves the store's files.
+      await this.deps.store.purgeErased();
     }
   }
 
