@@ -3,6 +3,7 @@ import type { Config } from "./config.ts";
 import { compileRules, type Rules } from "./domain/filters.ts";
 import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
 import { createToken, cryptoRandom, matchesAnySecret, Sealer, sha256, type RandomSource } from "./domain/secrets.ts";
+import { WriteHealth } from "./domain/write-health.ts";
 import { createMailTransport, type MailTransport } from "./mail/transport.ts";
 import { Metrics } from "./metrics.ts";
 import type { Store } from "./store/store.ts";
@@ -33,6 +34,8 @@ export interface AppContext {
   metrics: Metrics;
   /** Tells the outbox sender there is new work, so mail does not wait for its next poll. */
   notifyOutbox: () => void;
+  /** Whether the store was last found full, so requests can be refused before an Argon2 hash. */
+  writeHealth: WriteHealth;
 }
 
 export interface ContextOptions {
@@ -88,6 +91,7 @@ export async function createContext(config: Config, store: Store, options: Conte
     templates: new Templates(options.templateDir),
     metrics: new Metrics(store),
     notifyOutbox: () => {},
+    writeHealth: new WriteHealth(),
   };
 }
 
