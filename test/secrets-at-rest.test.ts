@@ -7,7 +7,7 @@ import { PACKAGE_ROOT } from "../src/config.ts";
 import { Sealer } from "../src/domain/secrets.ts";
 import { anyHolds, assertNoneInClear, sqliteFiles } from "./helpers/files.ts";
 import { FakeClock, registration } from "./helpers/harness.ts";
-import { countLogs, editConfig, postRegistrationTo, withServiceDir, type ServiceDir, type TestService } from "./helpers/service.ts";
+import { countLogs, editConfig, postRegistrationTo, waitFor, withServiceDir, type ServiceDir, type TestService } from "./helpers/service.ts";
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
@@ -167,6 +167,25 @@ test("once its mail is sent, no copy of the address, the token or the sealed pay
     assert.deepEqual(decryptable(files, secret), []);
     assertNoSealedPiece(files, sealed);
     assertNoneInClear(files, { "mail address": fields.mail, "mail local part": "kira.erased", token });
+  }));
+
+test("with the background sender, a sent mail's payload leaves the files within about a second", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const svc = await start();
+    const sealed = recordSealed(svc);
+    const fields = registration({ mail: "lou.background@example.org" });
+    const res = await postRegistrationTo(svc.service.url, fields);
+    assert.equal(res.status, 200, res.text);
+    await waitFor(async () => (await svc.service.ctx.store.listPending(Date.now()))[0]?.mailStatus === "sent", { what: "the mail to be sent" });
+    const sentAt = Date.now();
+    await waitFor(() => decryptable(sqliteFiles(cfg.dir), svc.service.ctx.secret).length === 0, {
+      timeoutMs: 3000,
+      what: "the sent payload to leave the WAL",
+    });
+    assert.ok(Date.now() - sentAt < 2000, `took ${Date.now() - sentAt} ms`);
+    const files = sqliteFiles(cfg.dir);
+    assertNoSealedPiece(files, sealed);
+    assertNoneInClear(files, { "mail address": fields.mail, token: res.text });
   }));
 
 test("a pending registration voided by a new one for its name leaves no copy of its queued payload once the outbox has run", () =>
