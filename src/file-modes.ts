@@ -31,7 +31,7 @@ function tighten(path: string, kind: "directory" | "file"): string | null {
   if ((mode & 0o077) === 0) return null;
   // A sticky or world-writable directory is shared (like /tmp): making it 0700 would break everyone else.
   if (kind === "directory" && (mode & 0o1000 || mode & 0o002)) {
-    throw new FileModeError(`${path} is a shared directory (mode ${octal(mode)}); give the database a directory of its own`);
+    throw new FileModeError(`${path} is a shared directory (mode ${octal(mode)}); give gatehouse's files a directory of their own`);
   }
   const wanted = kind === "directory" ? 0o700 : 0o600;
   try {

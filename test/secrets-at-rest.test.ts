@@ -118,7 +118,7 @@ test("a store in a shared directory (mode 1777) is refused at start-up, naming t
     mkdirSync(shared);
     chmodSync(shared, 0o1777);
     dir.cfg.replace(editConfig(dir.cfg.raw, (c) => void (c.storage = `sqlite:${join(shared, "gatehouse.db")}`)));
-    await assert.rejects(dir.start(), new RegExp(`${shared} is a shared directory \\(mode 1777\\); give the database a directory of its own`));
+    await assert.rejects(dir.start(), new RegExp(`${shared} is a shared directory \\(mode 1777\\); give gatehouse's files a directory of their own`));
     assert.equal(existsSync(join(shared, "gatehouse.db")), false);
   }));
 
