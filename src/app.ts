@@ -4,6 +4,7 @@ import Koa from "koa";
 import type { Context, Next } from "koa";
 import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
+import { storageFullError } from "./domain/write-health.ts";
 import { AppError, isAppError } from "./errors.ts";
 import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
@@ -13,6 +14,7 @@ import { registerRouter } from "./http/register.ts";
 import { sendPage, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
 import { requestLogger } from "./log.ts";
+import { isStorageFull } from "./store/errors.ts";
 
 interface HttpishError {
   status?: number;
@@ -23,6 +25,7 @@ interface HttpishError {
 /** Turns anything thrown into an AppError; unexpected errors stay unexpected (500). */
 function classify(err: unknown): AppError | null {
   if (isAppError(err)) return err;
+  if (isStorageFull(err)) return storageFullError();
   const e = err as HttpishError;
   if (e && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
     if (e.status === 404) return new AppError("NOT_FOUND", "not found");
@@ -52,12 +55,15 @@ const TITLES: Record<number, string> = {
   503: "Try again later",
 };
 
-function errorMiddleware(deps: Pick<AppContext, "log" | "templates">, requests: Logger) {
+function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "writeHealth">, requests: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
     } catch (err) {
       const refusal = classify(err);
+      deps.writeHealth.noteFailure(err);
+      // The operator's problem, not the client's: said at error level besides the refusal line.
+      if (refusal?.code === "STORAGE_FULL") deps.log.error({ reqId: ctx.state.reqId, route: routeOf(ctx) }, "store is full");
       if (!refusal) {
         deps.log.error({ reqId: ctx.state.reqId, err: err instanceof Error ? err.stack : String(err) }, "unexpected error");
       } else {

@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ConfigError, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
+import { ConfigError, environmentOverrides, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
 import { systemClock } from "./context.ts";
 import { compileRules, explainFilters } from "./domain/filters.ts";
 import { createInvite, inviteState, listInvites, revokeInvite } from "./domain/invites.ts";
@@ -38,7 +38,7 @@ function readConfig(file: string | undefined): { path: string; config: Config } 
 
 async function withStore<T>(file: string | undefined, use: (store: Store, config: Config) => Promise<T>): Promise<T> {
   const { config } = readConfig(file);
-  const store = await openStore(config.storage);
+  const store = await openStore(config.storage, { warn: (message) => defaultIo.err(`gatehouse: warning: ${message}`) });
   try {
     return await use(store, config);
   } finally {
@@ -82,6 +82,10 @@ function buildProgram(io: Io, onServe: (file: string | undefined, workers: numbe
       const { path, config } = readConfig(opts.config);
       compileRules(config);
       io.out(`config ok: ${path}`);
+      // Where a value came from, never the value: these are often secrets.
+      for (const { variable, path: key } of environmentOverrides().overrides) {
+        io.out(`${key.join(".")}: from ${variable}`);
+      }
     });
 
   const users = program.command("users").description("accounts");

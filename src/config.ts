@@ -189,8 +189,158 @@ export class ConfigError extends Error {
   }
 }
 
+// --- environment overrides (DESIGN §2) ---------------------------------------------------------
+
+/** The environment as config reads it; process.env by default, a plain object in tests. */
+export type Environment = Record<string, string | undefined>;
+
+const ENV_PREFIX = "GATEHOUSE__";
+
+interface SchemaNode {
+  type?: string;
+  oneOf?: readonly SchemaNode[];
+  properties?: Record<string, SchemaNode>;
+}
+
+/** One config key set from the environment. */
+export interface EnvironmentOverride {
+  /** The variable as written, e.g. GATEHOUSE__REGISTER__AUTH_TOKENS_FILE. */
+  variable: string;
+  /** The key path, e.g. ["register", "authTokens"]. */
+  path: string[];
+  /** Whether the variable names a file holding the value. */
+  fromFile: boolean;
+}
+
+const screaming = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+
+/** The child of an object node whose SCREAMING_SNAKE name is `segment`. */
+function childNamed(node: SchemaNode, segment: string): [string, SchemaNode] | undefined {
+  return Object.entries(node.properties ?? {}).find(([key]) => key !== "$schema" && screaming(key) === segment);
+}
+
+/** Maps one GATEHOUSE__… variable onto the schema; a problem is reported naming the variable. */
+function resolveVariable(variable: string): { override: EnvironmentOverride; node: SchemaNode } | { problem: string } {
+  const segments = variable.slice(ENV_PREFIX.length).split("__");
+  const attempt = (names: string[]): { path: string[]; node: SchemaNode } | { problem: string } => {
+    let node = CONFIG_SCHEMA as unknown as SchemaNode;
+    const path: string[] = [];
+    for (const segment of names) {
+      const child = childNamed(node, segment);
+      if (!child) {
+        const where = path.length > 0 ? `under ${path.join(".")}` : "at the top level";
+        const known = Object.keys(node.properties ?? {}).filter((k) => k !== "$schema").map(screaming);
+        const hint = known.length > 0 ? `; known ${where}: ${known.join(", ")}` : ` (${path.join(".")} takes one JSON value)`;
+        return { problem: `${variable}: names no config key (${segment} ${where})${hint}` };
+      }
+      path.push(child[0]);
+      node = child[1];
+    }
+    return { path, node };
+  };
+  const direct = attempt(segments);
+  if ("path" in direct) return { override: { variable, path: direct.path, fromFile: false }, node: direct.node };
+  const last = segments[segments.length - 1]!;
+  if (last.endsWith("_FILE") && last.length > "_FILE".length) {
+    const viaFile = attempt([...segments.slice(0, -1), last.slice(0, -"_FILE".length)]);
+    if ("path" in viaFile) return { override: { variable, path: viaFile.path, fromFile: true }, node: viaFile.node };
+  }
+  return direct;
+}
+
+const JSON_EXAMPLES: Record<string, string> = {
+  array: `'["a","b"]'`,
+  integer: "42",
+  number: "42",
+  boolean: "true or false",
+  object: `'{"key":"value"}'`,
+};
+
+/**
+ * Reads a variable's text as the schema types its key: a string key takes the text as it is (an
+ * all-digit secret stays a string); arrays, numbers, booleans and objects are JSON. A key that may be
+ * a string or an object (mail.transport) is an object only when the text is a JSON object.
+ */
+function typedValue(node: SchemaNode, text: string, variable: string): unknown {
+  const types = node.type ? [node.type] : (node.oneOf ?? []).map((branch) => branch.type ?? "");
+  if (types.length === 1 && types[0] === "string") return text;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    if (types.includes("string")) return text;
+    // The parser's message quotes the text, which may be a token: it is left out.
+    throw new Error(`${variable}: expected ${types.join(" or ")} as JSON, e.g. ${JSON_EXAMPLES[types[0] ?? ""] ?? "a JSON value"}`);
+  }
+  if (types.includes("string") && (value === null || typeof value !== "object")) return text;
+  return value;
+}
+
+interface ResolvedOverride {
+  override: EnvironmentOverride;
+  node: SchemaNode;
+}
+
+function resolveEnvironment(env: Environment): { resolved: ResolvedOverride[]; problems: string[] } {
+  const resolved: ResolvedOverride[] = [];
+  const problems: string[] = [];
+  for (const variable of Object.keys(env).filter((name) => name.startsWith(ENV_PREFIX)).sort()) {
+    if (env[variable] === undefined) continue;
+    const result = resolveVariable(variable);
+    if ("problem" in result) problems.push(result.problem);
+    else resolved.push(result);
+  }
+  for (const { override: a } of resolved) {
+    const twin = resolved.find(({ override: b }) => b !== a && b.path.join(".") === a.path.join("."));
+    if (twin && !a.fromFile) problems.push(`${a.variable} and ${twin.override.variable}: both set ${a.path.join(".")}; set one`);
+  }
+  return { resolved, problems };
+}
+
+/** Which config keys the environment sets, without reading any value; problems for unknown keys. */
+export function environmentOverrides(env: Environment = process.env): { overrides: EnvironmentOverride[]; problems: string[] } {
+  const { resolved, problems } = resolveEnvironment(env);
+  return { overrides: resolved.map((r) => r.override), problems };
+}
+
+/** Puts every GATEHOUSE__… value onto `raw` (the parsed file), which it wins over. */
+function applyEnvironment(raw: Record<string, unknown>, env: Environment): { overrides: EnvironmentOverride[]; problems: string[] } {
+  const { resolved, problems } = resolveEnvironment(env);
+  for (const { override, node } of resolved) {
+    let text = env[override.variable]!;
+    if (override.fromFile) {
+      try {
+        // Container secret files usually end with a newline that is not part of the value.
+        text = readFileSync(text, "utf8").replace(/\r?\n$/, "");
+      } catch (err) {
+        problems.push(`${override.variable}: cannot read ${text}: ${(err as Error).message}`);
+        continue;
+      }
+    }
+    let value: unknown;
+    try {
+      value = typedValue(node, text, override.variable);
+    } catch (err) {
+      problems.push((err as Error).message);
+      continue;
+    }
+    let target = raw;
+    for (const key of override.path.slice(0, -1)) {
+      const next = target[key];
+      if (next === null || typeof next !== "object" || Array.isArray(next)) target[key] = {};
+      target = target[key] as Record<string, unknown>;
+    }
+    target[override.path[override.path.length - 1]!] = value;
+  }
+  return { overrides: resolved.map((r) => r.override), problems };
+}
+
+function keyPath(error: ErrorObject): string {
+  return error.instancePath.replace(/^\//, "").replace(/\//g, ".") || "(top level)";
+}
+
 function describe(error: ErrorObject): string {
-  const path = error.instancePath.replace(/^\//, "").replace(/\//g, ".") || "(top level)";
+  const path = keyPath(error);
   switch (error.keyword) {
     case "additionalProperties":
       return `${path === "(top level)" ? "" : path + "."}${String(error.params.additionalProperty)}: unknown key`;
@@ -203,22 +353,34 @@ function describe(error: ErrorObject): string {
   }
 }
 
-/** Validates parsed JSON against the schema and fills in defaults; throws ConfigError naming each bad key path. */
-export function parseConfig(raw: unknown, file = "(inline)"): Config {
+/**
+ * Validates parsed JSON, with the GATEHOUSE__… variables of `env` laid over it, against the schema
+ * and fills in defaults; throws ConfigError naming each bad key path (and the variable that set it).
+ */
+export function parseConfig(raw: unknown, file = "(inline)", env: Environment = {}): Config {
   const copy = structuredClone(raw);
+  const applied = copy !== null && typeof copy === "object" && !Array.isArray(copy)
+    ? applyEnvironment(copy as Record<string, unknown>, env)
+    : { overrides: [], problems: [] };
+  if (applied.problems.length > 0) throw new ConfigError(file, applied.problems);
   if (!validateSchema(copy)) {
     // oneOf reports each branch; the branch errors are noise next to the summary.
     const errors = (validateSchema.errors ?? []).filter((e, _i, all) =>
       !all.some((o) => o.keyword === "oneOf" && e.instancePath === o.instancePath && e !== o));
-    throw new ConfigError(file, [...new Set(errors.map(describe))]);
+    const fromEnv = (error: ErrorObject) => {
+      const path = keyPath(error);
+      const source = applied.overrides.find((o) => path === o.path.join(".") || path.startsWith(o.path.join(".") + "."));
+      return source ? `${describe(error)} (set by ${source.variable})` : describe(error);
+    };
+    throw new ConfigError(file, [...new Set(errors.map(fromEnv))]);
   }
   const config = copy as Config;
   config.publicUrl = config.publicUrl.replace(/\/+$/, "");
   return config;
 }
 
-/** Reads and validates a config file. */
-export function loadConfig(file: string): Config {
+/** Reads and validates a config file, with the environment's GATEHOUSE__… overrides. */
+export function loadConfig(file: string, env: Environment = process.env): Config {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -231,7 +393,7 @@ export function loadConfig(file: string): Config {
   } catch (err) {
     throw new ConfigError(file, [`not valid JSON: ${(err as Error).message}`]);
   }
-  return parseConfig(raw, file);
+  return parseConfig(raw, file, env);
 }
 
 /** `--config FILE`, else ./config.json when present, else the embedded example. */

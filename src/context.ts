@@ -2,7 +2,8 @@ import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { compileRules, type Rules } from "./domain/filters.ts";
 import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
-import { createToken, cryptoRandom, Sealer, type RandomSource } from "./domain/secrets.ts";
+import { createToken, cryptoRandom, matchesAnySecret, Sealer, sha256, type RandomSource } from "./domain/secrets.ts";
+import { WriteHealth } from "./domain/write-health.ts";
 import { createMailTransport, type MailTransport } from "./mail/transport.ts";
 import { Metrics } from "./metrics.ts";
 import type { Store } from "./store/store.ts";
@@ -33,6 +34,8 @@ export interface AppContext {
   metrics: Metrics;
   /** Tells the outbox sender there is new work, so mail does not wait for its next poll. */
   notifyOutbox: () => void;
+  /** Whether the store was last found full, so requests can be refused before an Argon2 hash. */
+  writeHealth: WriteHealth;
 }
 
 export interface ContextOptions {
@@ -43,15 +46,41 @@ export interface ContextOptions {
   limiterBacking?: LimiterBacking;
 }
 
+/**
+ * An operator's own secret (config file, environment or a secret file) never enters the store. One
+ * the store kept from before is removed when it is the same; a different one would leave every
+ * mail hash and sealed payload made with the stored one unreadable, so start-up is refused.
+ */
+async function keepSecretOutOfStore(store: Store, secret: string, log: Logger): Promise<string> {
+  const stored = await store.findStoredSecret();
+  if (stored === null) return secret;
+  if (!matchesAnySecret(secret, [sha256(stored)])) {
+    throw new Error(
+      "the configured secret differs from the one kept in the store: mail hashes and queued mail made with the " +
+        "stored one would no longer match or open. Configure the stored secret (meta table, key 'secret'), or leave " +
+        "`secret` unset to keep using it from the store",
+    );
+  }
+  await store.deleteStoredSecret();
+  log.warn("the configured secret is the one the store kept; removed it from the store, which no longer holds it");
+  return secret;
+}
+
+function mailDirWarning(log: Logger): (message: string) => void {
+  return (message) => log.warn({ reason: message }, "mail directory permissions tightened");
+}
+
 export async function createContext(config: Config, store: Store, options: ContextOptions): Promise<AppContext> {
   const random = options.random ?? cryptoRandom;
   const limiterBacking = options.limiterBacking ?? memoryBacking;
-  const secret = config.secret ?? (await store.loadSecret(createToken(random, 32)));
+  const secret = config.secret === undefined
+    ? await store.loadSecret(createToken(random, 32))
+    : await keepSecretOutOfStore(store, config.secret, options.log);
   return {
     config,
     rules: compileRules(config),
     store,
-    mailer: createMailTransport(config.mail),
+    mailer: createMailTransport(config.mail, mailDirWarning(options.log)),
     limiters: createLimiters(config.register.throttleSeconds, limiterBacking),
     limiterBacking,
     clock: options.clock ?? systemClock,
@@ -62,6 +91,7 @@ export async function createContext(config: Config, store: Store, options: Conte
     templates: new Templates(options.templateDir),
     metrics: new Metrics(store),
     notifyOutbox: () => {},
+    writeHealth: new WriteHealth(),
   };
 }
 
@@ -74,7 +104,7 @@ export function applyConfig(ctx: AppContext, next: Config, templateDir?: string)
   const rules = compileRules(next);
   const templates = new Templates(templateDir);
   const mailChanged = JSON.stringify(next.mail) !== JSON.stringify(ctx.config.mail);
-  const mailer = mailChanged ? createMailTransport(next.mail) : ctx.mailer;
+  const mailer = mailChanged ? createMailTransport(next.mail, mailDirWarning(ctx.log)) : ctx.mailer;
   const throttleChanged = next.register.throttleSeconds !== ctx.config.register.throttleSeconds;
   const limiters = throttleChanged
     ? { ...ctx.limiters, throttle: createThrottle(next.register.throttleSeconds, ctx.limiterBacking) }

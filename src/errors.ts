@@ -25,7 +25,8 @@ export type ErrorCode =
   | "INVITE_NAME_MISMATCH"
   | "LOGIN_FAILED"
   | "UNAUTHENTICATED"
-  | "CROSS_SITE_REQUEST";
+  | "CROSS_SITE_REQUEST"
+  | "STORAGE_FULL";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
@@ -66,6 +67,7 @@ export function statusOf(code: ErrorCode): number {
     case "TOO_MANY_ATTEMPTS":
       return 429;
     case "THROTTLED":
+    case "STORAGE_FULL":
       return 503;
   }
 }

@@ -6,7 +6,7 @@ import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
-import { loadConfig, restartOnlyChanges, type Config } from "./config.ts";
+import { loadConfig, restartOnlyChanges, type Config, type Environment } from "./config.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
 import type { LimiterBacking } from "./domain/limiter.ts";
 import { createRedisBacking, type RedisBacking } from "./limiter-backing.ts";
@@ -28,6 +28,8 @@ export interface ServeOptions {
   clusterWorker?: boolean;
   /** Where rate limits count when no `redis` is configured (default: this process's memory). */
   limiterBacking?: LimiterBacking;
+  /** Where GATEHOUSE__… overrides come from (default: the process environment). */
+  environment?: Environment;
 }
 
 export interface RunningService {
@@ -76,11 +78,19 @@ function fingerprint(file: string): string | null {
 /** load config → open store → build context → createApp(ctx).listen, plus the outbox sender and the config watcher. */
 export async function startService(options: ServeOptions): Promise<RunningService> {
   const { configPath, log } = options;
-  const config = loadConfig(configPath);
-  const store = await openStore(config.storage);
+  const config = loadConfig(configPath, options.environment);
+  const store = await openStore(config.storage, { warn: (message) => log.warn({ reason: message }, "store file permissions tightened") });
   const redis: RedisBacking | null = config.redis ? createRedisBacking(config.redis, log) : null;
   const limiterBacking = redis?.backing ?? options.limiterBacking;
-  const ctx = await createContext(config, store, { log, clock: options.clock, limiterBacking });
+  let ctx: AppContext;
+  try {
+    ctx = await createContext(config, store, { log, clock: options.clock, limiterBacking });
+  } catch (err) {
+    // A refused secret or mail directory must not leave the store and Redis holding the process open.
+    await redis?.close();
+    await store.close();
+    throw err;
+  }
   const background = options.background !== false;
   const outbox = new OutboxSender(ctx, options.outboxPollMs);
   if (background) {
@@ -94,6 +104,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       const voided = await store.deleteExpiredPending(now);
       await store.forgetTokensVerifiedBefore(now - ctx.config.register.pendingTtlSeconds * 1000);
       await store.deleteExpiredSessions(now);
+      await store.purgeErased();
       if (voided > 0) {
         ctx.metrics.expirations.inc(voided);
         log.info({ count: voided }, "expired pending registrations removed");
@@ -112,7 +123,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     const current = fingerprint(configPath);
     let next: Config;
     try {
-      next = loadConfig(configPath);
+      next = loadConfig(configPath, options.environment);
     } catch (err) {
       log.error({ file: configPath, reason: (err as Error).message }, "config reload refused; keeping the last good config");
       loaded = current;

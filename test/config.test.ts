@@ -209,6 +209,137 @@ test("check-config exits 1 naming a file that does not exist", async () => {
   }
 });
 
+// --- environment overrides (DESIGN §2) -------------------------------------------------------
+
+test("GATEHOUSE__ variables win over the file, each read as the schema types its key", () => {
+  const config = parseConfig({ register: { authTokens: ["from-file"], throttleSeconds: 5 }, trustProxy: false }, "test.json", {
+    GATEHOUSE__REGISTER__AUTH_TOKENS: '["from-env-1","from-env-2"]',
+    GATEHOUSE__REGISTER__THROTTLE_SECONDS: "30",
+    GATEHOUSE__TRUST_PROXY: "true",
+    GATEHOUSE__LISTEN__PORT: "9000",
+    GATEHOUSE__SECRET: "01234567890123456789012345678901",
+    GATEHOUSE__MAIL__FROM: '"quoted" <a@b.example>',
+    GATEHOUSE__ACCOUNTS__MIN_PASSWORD_LENGTH: "12",
+  });
+  assert.deepEqual(config.register.authTokens, ["from-env-1", "from-env-2"]);
+  assert.equal(config.register.throttleSeconds, 30);
+  assert.equal(config.trustProxy, true);
+  assert.deepEqual(config.listen, { host: "127.0.0.1", port: 9000 });
+  // A string key takes the text as it is: an all-digit secret stays a string, quotes stay quotes.
+  assert.equal(config.secret, "01234567890123456789012345678901");
+  assert.equal(config.mail.from, '"quoted" <a@b.example>');
+  assert.equal(config.accounts.minPasswordLength, 12);
+});
+
+test("a key that may be a string or an object (mail.transport) is an object only when given a JSON object", () => {
+  const url = parseConfig(MINIMAL, "test.json", { GATEHOUSE__MAIL__TRANSPORT: "smtp://user:pw@mail.example:587" });
+  assert.equal(url.mail.transport, "smtp://user:pw@mail.example:587");
+  const options = parseConfig(MINIMAL, "test.json", { GATEHOUSE__MAIL__TRANSPORT: '{"host":"mail.example","port":25}' });
+  assert.deepEqual(options.mail.transport, { host: "mail.example", port: 25 });
+});
+
+test("GATEHOUSE__…_FILE reads the value from a file, dropping one trailing newline, and builds missing parents", () => {
+  const cfg = createConfigDir();
+  try {
+    const tokens = join(cfg.dir, "tokens");
+    writeFileSync(tokens, '["from-a-file"]\n');
+    const secret = join(cfg.dir, "secret");
+    writeFileSync(secret, "  a secret with spaces and a newline kept inside\n\n");
+    const hook = join(cfg.dir, "hook");
+    writeFileSync(hook, "webhook-secret-0123456789\r\n");
+    const config = parseConfig({ register: { authTokens: ["from-file"] } }, "test.json", {
+      GATEHOUSE__REGISTER__AUTH_TOKENS_FILE: tokens,
+      GATEHOUSE__SECRET_FILE: secret,
+      GATEHOUSE__EVENTS__WEBHOOK__URL: "https://hooks.example/in",
+      GATEHOUSE__EVENTS__WEBHOOK__SECRET_FILE: hook,
+    });
+    assert.deepEqual(config.register.authTokens, ["from-a-file"]);
+    assert.equal(config.secret, "  a secret with spaces and a newline kept inside\n");
+    assert.deepEqual(config.events?.webhook, { url: "https://hooks.example/in", secret: "webhook-secret-0123456789" });
+  } finally {
+    cfg.remove();
+  }
+});
+
+test("other variables are no config overrides: GATEHOUSE_LOG_LEVEL, GATEHOUSE_CONFIG, PATH", () => {
+  const config = parseConfig(MINIMAL, "test.json", { GATEHOUSE_LOG_LEVEL: "debug", GATEHOUSE_CONFIG: "/x.json", PATH: "/bin", GATEHOUSE_TEST_PG: "postgres://x" });
+  assert.deepEqual(config, parseConfig(MINIMAL));
+});
+
+test("an unknown GATEHOUSE__ path is refused naming the variable and the keys that exist there", () => {
+  const problems = (env: Record<string, string>) => {
+    try {
+      parseConfig(MINIMAL, "test.json", env);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.problems;
+    }
+    assert.fail("accepted");
+  };
+  const [nested] = problems({ GATEHOUSE__REGISTER__AUTH_TOKEN: '["x"]' });
+  assert.match(nested!, /^GATEHOUSE__REGISTER__AUTH_TOKEN: names no config key \(AUTH_TOKEN under register\); known under register: BASE_PATH, SECURE, AUTH_TOKENS,/);
+  const [top] = problems({ GATEHOUSE__SECRETS: "x" });
+  assert.match(top!, /^GATEHOUSE__SECRETS: names no config key \(SECRETS at the top level\); known at the top level: LISTEN, PUBLIC_URL,/);
+  const [inside] = problems({ GATEHOUSE__MAIL__TRANSPORT__HOST: "x" });
+  assert.match(inside!, /^GATEHOUSE__MAIL__TRANSPORT__HOST: names no config key \(HOST under mail\.transport\) \(mail\.transport takes one JSON value\)/);
+  assert.equal(problems({ GATEHOUSE__: "x", GATEHOUSE__LISTEN__: "1" }).length, 2);
+});
+
+test("a bad value is refused naming the variable, without echoing the value", () => {
+  const refuse = (env: Record<string, string>, expected: RegExp) => {
+    assert.throws(() => parseConfig(MINIMAL, "test.json", env), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const text = err.problems.join("\n");
+      assert.match(text, expected);
+      for (const value of Object.values(env)) assert.ok(!text.includes(value), `the message echoes ${value}: ${text}`);
+      return true;
+    });
+  };
+  refuse({ GATEHOUSE__REGISTER__AUTH_TOKENS: "s3cret-token-not-json" }, /^GATEHOUSE__REGISTER__AUTH_TOKENS: expected array as JSON, e\.g\. '\["a","b"\]'$/);
+  refuse({ GATEHOUSE__REGISTER__THROTTLE_SECONDS: "soon" }, /^GATEHOUSE__REGISTER__THROTTLE_SECONDS: expected integer as JSON, e\.g\. 42$/);
+  // Valid JSON of the wrong type: the schema's message, with the variable that set it.
+  refuse({ GATEHOUSE__REGISTER__THROTTLE_SECONDS: "\"12\"" }, /^register\.throttleSeconds: must be integer \(set by GATEHOUSE__REGISTER__THROTTLE_SECONDS\)$/);
+  refuse({ GATEHOUSE__REGISTER__AUTH_TOKENS: '[""]' }, /^register\.authTokens\.0: must NOT have fewer than 1 characters \(set by GATEHOUSE__REGISTER__AUTH_TOKENS\)$/);
+  refuse({ GATEHOUSE__SECRET: "short-secret" }, /^secret: must NOT have fewer than 32 characters \(set by GATEHOUSE__SECRET\)$/);
+});
+
+test("a value given both directly and as a _FILE, or a _FILE that cannot be read, is refused naming the variables", () => {
+  assert.throws(
+    () => parseConfig(MINIMAL, "test.json", { GATEHOUSE__SECRET: "x".repeat(40), GATEHOUSE__SECRET_FILE: "/run/secrets/x" }),
+    /GATEHOUSE__SECRET and GATEHOUSE__SECRET_FILE: both set secret; set one/,
+  );
+  assert.throws(
+    () => parseConfig(MINIMAL, "test.json", { GATEHOUSE__SECRET_FILE: "/nonexistent/gatehouse-secret" }),
+    /GATEHOUSE__SECRET_FILE: cannot read \/nonexistent\/gatehouse-secret: ENOENT/,
+  );
+});
+
+test("loadConfig reads the process environment; check-config says which keys came from it, never their values", async () => {
+  const cfg = createConfigDir();
+  const token = "env-token-that-must-not-be-printed";
+  process.env["GATEHOUSE__REGISTER__AUTH_TOKENS"] = JSON.stringify([token]);
+  try {
+    assert.deepEqual(loadConfig(cfg.configPath).register.authTokens, [token]);
+    const cli = captureIo();
+    assert.equal(await runCli(["check-config", "--config", cfg.configPath], cli.io), 0, cli.err.join("\n"));
+    assert.deepEqual(cli.out, [`config ok: ${cfg.configPath}`, "register.authTokens: from GATEHOUSE__REGISTER__AUTH_TOKENS"]);
+  } finally {
+    delete process.env["GATEHOUSE__REGISTER__AUTH_TOKENS"];
+    cfg.remove();
+  }
+});
+
+test("an environment override stays in force across a reload of the file", () =>
+  withServiceDir({}, async ({ cfg, start }) => {
+    const svc = await start({ environment: { GATEHOUSE__REGISTER__AUTH_TOKENS: '["env-token"]' } });
+    assert.equal(await register(svc, { auth_token: "env-token" }), 200);
+    assert.equal(await register(svc, { auth_token: AUTH_TOKEN }), 401);
+    cfg.replace(editConfig(cfg.raw, (c) => void (c.register.throttleSeconds = 0)));
+    assert.equal(svc.service.reload(), true);
+    assert.equal(await register(svc, { auth_token: "env-token" }), 200);
+    assert.equal(await register(svc, { auth_token: AUTH_TOKEN }), 401);
+  }));
+
 // --- hot reload ------------------------------------------------------------------------------
 
 test("an editor's save (write and rename) that adds a mail filter is applied while running", () =>

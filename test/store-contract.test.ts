@@ -157,6 +157,36 @@ function contract(name: string, makeStore: MakeStore): void {
       it("ping answers on an open store", async (store) => {
         await store.ping();
       });
+
+      it("findStoredSecret is null until one is stored; deleteStoredSecret removes it for every instance", async (store, fixture) => {
+        assert.equal(await store.findStoredSecret(), null);
+        await store.loadSecret("kept-secret");
+        const other = await fixture.connect();
+        assert.equal(await other.findStoredSecret(), "kept-secret");
+        await store.deleteStoredSecret();
+        assert.equal(await other.findStoredSecret(), null);
+        assert.equal(await store.findStoredSecret(), null);
+      });
+
+      it("probeWrite succeeds on a writable store, again and again, and changes no other row", async (store) => {
+        await store.loadSecret("probe-secret");
+        await createAccount(store, { username: "untouched" });
+        await store.probeWrite(T0);
+        await store.probeWrite(T0 + 1);
+        assert.equal(await store.findStoredSecret(), "probe-secret");
+        assert.deepEqual((await store.listAccounts()).map((a) => a.username), ["untouched"]);
+        assert.equal(await store.outboxDepth(), 0);
+      });
+
+      it("purgeErased runs with nothing erased and after a sent payload, and keeps every row", async (store) => {
+        await store.purgeErased();
+        const id = await insertOk(store, pending({ username: "purged" }), [mail("sealed-to-erase")]);
+        const [item] = await claimAll(store, T0);
+        await store.markOutboxSent(item!.id, T0);
+        await store.purgeErased();
+        assert.equal((await store.listPending(T0))[0]?.id, id);
+        assert.equal((await store.listPending(T0))[0]?.mailStatus, "sent");
+      });
     });
 
     describe("pending registrations", () => {

@@ -92,7 +92,7 @@ export async function findLiveInvite(deps: Pick<AppContext, "store" | "clock">, 
   return invite;
 }
 
-export type AcceptDeps = InviteDeps & Pick<AppContext, "sealer" | "log" | "notifyOutbox">;
+export type AcceptDeps = InviteDeps & Pick<AppContext, "sealer" | "log" | "notifyOutbox" | "writeHealth">;
 
 /**
  * Creates an account with an invite. Cheap checks first; the password is hashed only for a
@@ -115,6 +115,7 @@ export async function acceptInvite(
   if ((await deps.store.findNameHolder(username, now)) !== null) {
     throw new AppError("USERNAME_TAKEN", "this username is already taken");
   }
+  await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
   const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, passwordHash }, (account): NewOutboxItem[] =>

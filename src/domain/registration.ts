@@ -24,7 +24,7 @@ export interface PendingRegistration {
 
 export type RegisterDeps = Pick<
   AppContext,
-  "config" | "rules" | "store" | "limiters" | "clock" | "random" | "secret" | "sealer" | "notifyOutbox"
+  "config" | "rules" | "store" | "limiters" | "clock" | "random" | "secret" | "sealer" | "notifyOutbox" | "writeHealth"
 >;
 
 export function verifyLink(config: AppContext["config"], token: string): string {
@@ -98,6 +98,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
 
     const token = createToken(deps.random);
     const expiresAt = now + config.register.pendingTtlSeconds * 1000;
+    await deps.writeHealth.checkWritable(store, now);
     const passwordHash = await hashPassword(input.password);
     const outbox = config.register.sendMail
       ? [

@@ -1,7 +1,9 @@
 import Router from "@koa/router";
 import type { AppContext } from "../context.ts";
+import { STORAGE_FULL_RETRY_SECONDS } from "../domain/write-health.ts";
+import { isStorageFull } from "../store/errors.ts";
 
-export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "metrics">): Router {
+export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "metrics" | "clock" | "writeHealth">): Router {
   const router = new Router();
   // On the main listener unless turned off or given a listener of its own (see main.ts).
   if (deps.config.metrics.enabled && !deps.config.metrics.listen) {
@@ -14,14 +16,26 @@ export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "m
   }
   router.get("/healthz", async (ctx) => {
     ctx.set("Cache-Control", "no-store");
+    const unavailable = (reason: string, err: unknown) => {
+      deps.log.error({ err: String(err) }, `health check: ${reason}`);
+      ctx.status = 503;
+      ctx.set("Retry-After", String(STORAGE_FULL_RETRY_SECONDS));
+      ctx.body = { status: "unavailable", reason };
+    };
     try {
       await deps.store.ping();
-      ctx.body = { status: "ok" };
     } catch (err) {
-      deps.log.error({ err: String(err) }, "health check: store unreachable");
-      ctx.status = 503;
-      ctx.body = { status: "unavailable", reason: "store unreachable" };
+      return unavailable("store unreachable", err);
     }
+    // Reading is not enough: a full disk still answers SELECT 1 while every registration fails.
+    try {
+      await deps.store.probeWrite(deps.clock.now());
+    } catch (err) {
+      deps.writeHealth.noteFailure(err);
+      return unavailable(isStorageFull(err) ? "store is full" : "store cannot be written", err);
+    }
+    deps.writeHealth.noteWritable();
+    ctx.body = { status: "ok" };
   });
   return router;
 }

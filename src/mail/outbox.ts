@@ -41,6 +41,7 @@ const CLAIM_BATCH = 20;
  * and sends a batch, instead of a claim per registration competing with the hashing threads.
  */
 const GATHER_MS = 50;
+const PURGE_MS = 1_000;
 
 class PermanentFailure extends Error {}
 
@@ -54,6 +55,8 @@ export class OutboxSender {
   #running: Promise<void> | null = null;
   #again = false;
   #stopped = false;
+  #purging: NodeJS.Timeout | null = null;
+  #lastPurge = 0;
 
   constructor(private readonly deps: OutboxDeps, private readonly pollMs = POLL_MS) {}
 
@@ -71,6 +74,7 @@ export class OutboxSender {
     this.#timer = null;
     this.#gathering = null;
     await this.#running;
+    await this.#purgeNow();
   }
 
   /** Runs a pass shortly: new work, with whatever else arrives in the next few milliseconds. */
@@ -104,19 +108,51 @@ export class OutboxSender {
   async drain(): Promise<void> {
     await this.#running;
     await this.#drain();
+    await this.#purgeNow();
   }
 
   async #drain(): Promise<void> {
     // Checked before claiming, not after: a batch claimed and then dropped at shutdown would sit
     // out its lease (2 min) before anyone sent it.
-    while (!this.#stopped) {
-      const now = this.deps.clock.now();
-      const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, CLAIM_BATCH);
-      if (items.length === 0) return;
-      for (const item of items) await this.#deliver(item);
-      // A short batch of mail took everything due (what is queued later kicks another pass). An
-      // event sent may have been holding back its account's next one, so then claim again.
-      if (items.length < CLAIM_BATCH && items.every((item) => item.kind === "mail")) return;
+    try {
+      while (!this.#stopped) {
+        const now = this.deps.clock.now();
+        const items = await this.deps.store.claimOutbox(now, now + LEASE_MS, CLAIM_BATCH);
+        if (items.length === 0) return;
+        for (const item of items) await this.#deliver(item);
+        // A short batch of mail took everything due (what is queued later kicks another pass). An
+        // event sent may have been holding back its account's next one, so then claim again.
+        if (items.length < CLAIM_BATCH && items.every((item) => item.kind === "mail")) return;
+      }
+    } finally {
+      this.#purgeSoon();
+    }
+  }
+
+  /**
+   * What was sent (or voided meanwhile) leaves the store's files, at most once a second: on SQLite
+   * that is a WAL checkpoint with its fsyncs (~7–13 ms on the event loop), too much after every pass
+   * under a flood of sign-ups, and a second is all an erased payload may outlive its sending.
+   */
+  #purgeSoon(): void {
+    if (this.#purging || this.#stopped) return;
+    const wait = this.#lastPurge + PURGE_MS - performance.now();
+    this.#purging = setTimeout(() => {
+      this.#purging = null;
+      void this.#purgeNow();
+    }, Math.max(0, wait));
+    this.#purging.unref();
+  }
+
+  async #purgeNow(): Promise<void> {
+    if (this.#purging) clearTimeout(this.#purging);
+    this.#purging = null;
+    this.#lastPurge = performance.now();
+    try {
+      await this.deps.store.purgeErased();
+    } catch (err) {
+      this.deps.log.error({ err: String(err) }, "erasing sent payloads from the store's files failed; will retry");
+      this.#purgeSoon();
     }
   }
 

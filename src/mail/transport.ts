@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import nodemailer from "nodemailer";
 import type { Config } from "../config.ts";
+import { preparePrivateDir } from "../file-modes.ts";
 
 export interface MailMessage {
   to: string;
@@ -35,10 +36,13 @@ function describeSmtp(url: string): string {
   }
 }
 
-export function createMailTransport(mail: Config["mail"]): MailTransport {
+/** `warn` hears when an existing `dir:` mail directory was open to other users and has been made 0700. */
+export function createMailTransport(mail: Config["mail"], warn: (message: string) => void = () => {}): MailTransport {
   const from = mail.from;
   if (typeof mail.transport === "string" && mail.transport.startsWith("dir:")) {
     const dir = resolve(mail.transport.slice(4));
+    // The files hold addresses and verify links: the directory is the owner's alone, like the store's.
+    for (const notice of preparePrivateDir(dir)) warn(notice);
     const writer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" });
     return {
       description: `dir:${dir}`,
@@ -48,8 +52,8 @@ export function createMailTransport(mail: Config["mail"]): MailTransport {
         const file = join(dir, `${Date.now()}-${randomBytes(4).toString("hex")}.eml`);
         // Synchronous: for a file of a few KiB that is a sixth of the CPU of fs/promises (open,
         // write and close each a trip through the thread pool), for ~30 µs of event loop. The
-        // directory is (re)made every time, which costs ~5 µs when it exists.
-        mkdirSync(dir, { recursive: true });
+        // directory is (re)made every time (it may have been removed), which costs ~5 µs when it exists.
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeFileSync(file, info.message as Buffer, { mode: 0o600 });
         return { file };
       },

@@ -126,7 +126,19 @@ export interface Store {
   migrate(): Promise<void>;
   /** Stores `candidate` as the service secret unless one is stored already; returns the stored one. */
   loadSecret(candidate: string): Promise<string>;
+  /** The secret kept in the store, if any (an operator's own secret never goes there). */
+  findStoredSecret(): Promise<string | null>;
+  /** Removes the stored secret and, like purgeErased, leaves no copy of it in the store's files. */
+  deleteStoredSecret(): Promise<void>;
   ping(): Promise<void>;
+  /** A small real write (a heartbeat row in meta) that fails when the store cannot be written, e.g. a full disk. */
+  probeWrite(now: number): Promise<void>;
+  /**
+   * Makes what was erased since the last call (sent outbox payloads, voided pending rows)
+   * unrecoverable from the store's files: SQLite's WAL keeps old pages until a checkpoint
+   * truncates it. Cheap when nothing was erased; call it after a batch, not per row.
+   */
+  purgeErased(): Promise<void>;
   close(): Promise<void>;
 
   /** Who holds a username right now: a live pending registration, an account, or nobody. */

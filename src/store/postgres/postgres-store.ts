@@ -106,8 +106,28 @@ export class PostgresStore implements Store {
     return String(rows[0]!["value"]);
   }
 
+  async findStoredSecret(): Promise<string | null> {
+    const { rows } = await this.#pool.query<Row>("SELECT value FROM meta WHERE key = 'secret'");
+    return rows[0] ? String(rows[0]["value"]) : null;
+  }
+
+  async deleteStoredSecret(): Promise<void> {
+    await this.#pool.query("DELETE FROM meta WHERE key = 'secret'");
+  }
+
   async ping(): Promise<void> {
     await this.#pool.query("SELECT 1");
+  }
+
+  async probeWrite(now: number): Promise<void> {
+    await this.#pool.query(
+      "INSERT INTO meta (key, value) VALUES ('heartbeat', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+      [String(now)],
+    );
+  }
+
+  async purgeErased(): Promise<void> {
+    // Old row versions are the server's to reclaim (VACUUM) and its WAL is not in our files.
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { prepareSqliteFiles } from "../../file-modes.ts";
 import type {
   AcceptInviteResult,
   AccountSummary,
@@ -35,9 +35,13 @@ function uniqueViolation(err: unknown): string | null {
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
   readonly #db: Database.Database;
+  /** Files or the directory found open to other users and tightened on open, for the caller to log. */
+  readonly fileNotices: string[];
+  /** Set when a payload was erased and the WAL may still hold its old pages. */
+  #erased = false;
 
   constructor(file: string) {
-    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    this.fileNotices = file === ":memory:" ? [] : prepareSqliteFiles(file, dirname(file));
     this.#db = new Database(file);
     this.#db.pragma("journal_mode = WAL");
     // In WAL mode NORMAL keeps every committed transaction across a crash of the process (a
@@ -92,8 +96,41 @@ export class SqliteStore implements Store {
     return String(row["value"]);
   }
 
+  async findStoredSecret(): Promise<string | null> {
+    const row = this.#prepare("SELECT value FROM meta WHERE key = 'secret'").get() as Row | undefined;
+    return row ? String(row["value"]) : null;
+  }
+
+  async deleteStoredSecret(): Promise<void> {
+    this.#prepare("DELETE FROM meta WHERE key = 'secret'").run();
+    this.#erased = true;
+    await this.purgeErased();
+  }
+
   async ping(): Promise<void> {
     this.#prepare("SELECT 1").get();
+  }
+
+  async probeWrite(now: number): Promise<void> {
+    // A real write that reaches the WAL file: a rolled-back one may never leave the page cache.
+    this.#prepare("INSERT INTO meta (key, value) VALUES ('heartbeat', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+      .run(String(now));
+  }
+
+  async purgeErased(): Promise<void> {
+    if (!this.#erased) return;
+    // The WAL keeps every page as it was before the payload was erased, until a checkpoint copies
+    // the new pages into the database (where secure_delete zeroes the old bytes) and TRUNCATE
+    // empties the WAL. A reader in another process can hold it back: then nothing waits (the event
+    // loop would), and the next call tries again.
+    const timeout = this.#db.pragma("busy_timeout", { simple: true }) as number;
+    this.#db.pragma("busy_timeout = 0");
+    try {
+      const [result] = this.#db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+      if (result?.busy === 0) this.#erased = false;
+    } finally {
+      this.#db.pragma(`busy_timeout = ${timeout}`);
+    }
   }
 
   async close(): Promise<void> {
@@ -149,6 +186,7 @@ export class SqliteStore implements Store {
   }
 
   #deletePendingRow(id: number): void {
+    this.#erased = true;
     this.#prepare("DELETE FROM outbox WHERE user_id = ? AND kind = 'mail' AND state = 'queued'").run(id);
     this.#prepare("DELETE FROM users WHERE id = ? AND state = 'pending'").run(id);
   }
@@ -383,6 +421,7 @@ export class SqliteStore implements Store {
     // The payload held the address and the token; once sent it has no reason to exist.
     this.#prepare("UPDATE outbox SET state = 'sent', payload = NULL, lease_until = NULL, last_error = NULL, done_at = ? WHERE id = ?")
       .run(now, id);
+    this.#erased = true;
   }
 
   async markOutboxRetry(id: number, nextAttemptAt: number, error: string): Promise<void> {
