@@ -3,7 +3,8 @@ import { AppError } from "../errors.ts";
 import { queueMail } from "../mail/outbox.ts";
 import { findDisposableBlock, findMailFilter, findRange, parseIp } from "./filters.ts";
 import { hashPassword, passwordLength } from "./passwords.ts";
-import { createToken, hashMail, hashToken, matchesAnySecret, normalizeMail } from "./secrets.ts";
+import type { CanonicalMail } from "./mail-address.ts";
+import { createToken, hashMail, hashToken, matchesAnySecret } from "./secrets.ts";
 import { prepareUsername } from "./username.ts";
 
 /** A registration as mod_register_json's clients send it, already checked for shape. */
@@ -11,7 +12,8 @@ export interface RegistrationRequest {
   username: string;
   password: string;
   ip: string;
-  mail: string;
+  /** Already in the one form that is filtered, hashed and mailed. */
+  mail: CanonicalMail;
   auth_token: string;
 }
 
@@ -68,7 +70,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
   if (!ip) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
   if (findRange(ip, rules.blacklist)) throw new AppError("IP_BLACKLISTED", "registrations from this address are not allowed");
 
-  const mail = normalizeMail(input.mail);
+  const mail = input.mail;
   if (findMailFilter(mail, rules)) throw new AppError("MAIL_FILTERED", "registrations with this mail address are not allowed");
   // A mail rule too (row 7); the domain named is the list's, never the person's address.
   const disposable = findDisposableBlock(mail, rules);
@@ -103,7 +105,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
       ? [
           queueMail(deps, {
             template: "verify",
-            to: input.mail.trim(),
+            to: mail,
             model: {
               username,
               link: verifyLink(config, token),
