@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { findDisposableDomain } from "./disposable.ts";
 import { mailSpellings, parseMail, type CanonicalMail } from "./mail-address.ts";
 import { sha256 } from "./secrets.ts";
-import { prepareUsername } from "./username.ts";
+import { prepareUsername, usernameSkeleton } from "./username.ts";
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
@@ -12,7 +12,8 @@ export interface Rules {
   blacklist: Range[];
   whitelist: Range[];
   mailFilters: { source: string; pattern: RegExp }[];
-  reserved: Set<string>;
+  /** The UTS #39 confusable skeletons of accounts.reservedUsernames, after nodeprep. */
+  reservedSkeletons: Set<string>;
   /** register.blockDisposable: refuse addresses on a disposable-mail domain or a subdomain of one. */
   blockDisposable: boolean;
   /** SHA-256 of each of register.authTokens, so a request hashes only the token it presents. */
@@ -49,10 +50,10 @@ export function compileRules(config: Config): Rules {
     blacklist: config.register.blacklist.map(toRange),
     whitelist: config.register.whitelist.map(toRange),
     mailFilters: config.register.filteredMails.map((source) => ({ source, pattern: new RegExp(source, "i") })),
-    reserved: new Set(
+    reservedSkeletons: new Set(
       config.accounts.reservedUsernames.map((name) => {
         const prepared = prepareUsername(name);
-        return prepared.ok ? prepared.username : name.toLowerCase();
+        return usernameSkeleton(prepared.ok ? prepared.username : name.toLowerCase());
       }),
     ),
     blockDisposable: config.register.blockDisposable,
