@@ -18,7 +18,7 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
 
 // BIGINT columns (ids, epoch-millisecond times, counts) arrive as strings; every mapper goes through Number().
@@ -123,9 +123,7 @@ export class PostgresStore implements Store {
       "SELECT state FROM users WHERE username = $1 AND (state = 'active' OR expires_at > $2)",
       [username, now],
     );
-    const row = rows[0];
-    if (!row) return null;
-    return row["state"] === "active" ? "account" : "pending";
+    return toHolder(rows[0]);
   }
 
   async findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null> {
@@ -134,9 +132,7 @@ export class PostgresStore implements Store {
       "SELECT state FROM users WHERE skeleton = $1 AND (state = 'active' OR expires_at > $2) ORDER BY state LIMIT 1",
       [skeleton, now],
     );
-    const row = rows[0];
-    if (!row) return null;
-    return row["state"] === "active" ? "account" : "pending";
+    return toHolder(rows[0]);
   }
 
   async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {

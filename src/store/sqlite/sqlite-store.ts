@@ -20,7 +20,7 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 
@@ -105,8 +105,7 @@ export class SqliteStore implements Store {
   async findNameHolder(username: string, now: number): Promise<"pending" | "account" | null> {
     const row = this.#prepare("SELECT state FROM users WHERE username = ? AND (state = 'active' OR expires_at > ?)")
       .get(username, now) as Row | undefined;
-    if (!row) return null;
-    return row["state"] === "active" ? "account" : "pending";
+    return toHolder(row);
   }
 
   async findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null> {
@@ -115,8 +114,7 @@ export class SqliteStore implements Store {
         "SELECT state FROM users WHERE skeleton = ? AND (state = 'active' OR expires_at > ?) ORDER BY state LIMIT 1",
       )
       .get(skeleton, now) as Row | undefined;
-    if (!row) return null;
-    return row["state"] === "active" ? "account" : "pending";
+    return toHolder(row);
   }
 
   async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
