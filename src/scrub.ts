@@ -18,8 +18,26 @@ const DOUBLE_QUOTED = /"[^"\r\n]{1,256}"/g;
 // Apostrophes inside words ("Can't send mail") are not quotes.
 const SINGLE_QUOTED = /(?<![\p{L}\p{N}])'[^'\r\n]{1,256}'(?![\p{L}\p{N}])/gu;
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+// What may stand on either side of a known address or local part for it to count as a whole word.
+const WORD_CHAR = /[\p{L}\p{N}_%+-]/u;
+
+/** `text` with each whole-word, case-insensitive occurrence of `part` replaced. */
+function replaceWord(text: string, part: string): string {
+  const lower = text.toLowerCase();
+  const needle = part.toLowerCase();
+  // toLowerCase keeps lengths for the text servers send; where it does not, indices would drift.
+  if (needle === "" || lower.length !== text.length) return text;
+  let out = "";
+  let from = 0;
+  for (let i = lower.indexOf(needle); i >= 0; i = lower.indexOf(needle, i + 1)) {
+    const before = text[i - 1] ?? "";
+    const after = text.slice(i + needle.length, i + needle.length + 2);
+    const joined = WORD_CHAR.test(before) || before === "." || WORD_CHAR.test(after[0] ?? "") || (after[0] === "." && WORD_CHAR.test(after[1] ?? ""));
+    if (joined || i < from) continue;
+    out += text.slice(from, i) + SCRUBBED;
+    from = i + needle.length;
+  }
+  return out + text.slice(from);
 }
 
 /** `text` with every address-like part replaced by "[address]"; `known` are addresses this text may name. */
@@ -27,12 +45,9 @@ export function scrubRemoteText(text: string, known: readonly string[] = []): st
   let scrubbed = text;
   for (const address of known) {
     const at = address.lastIndexOf("@");
-    for (const part of new Set([address, at > 0 ? address.slice(0, at) : ""])) {
-      if (part === "") continue;
-      // As a whole word only: a short local part must not eat the same letters inside other words.
-      const word = new RegExp(`(?<![\\p{L}\\p{N}._%+-])${escapeRegExp(part)}(?![\\p{L}\\p{N}_%+-]|\\.[\\p{L}\\p{N}])`, "giu");
-      scrubbed = scrubbed.replace(word, SCRUBBED);
-    }
+    scrubbed = replaceWord(scrubbed, address);
+    // The bare local part, as a whole word only: a short one must not eat the same letters inside other words.
+    if (at > 0) scrubbed = replaceWord(scrubbed, address.slice(0, at));
   }
   scrubbed = scrubbed
     .replace(IN_ANGLES, `<${SCRUBBED}>`)

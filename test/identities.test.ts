@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import fc from "fast-check";
-import { canonicalMail } from "../src/domain/mail-address.ts";
+import { canonicalMail, uts46Domain } from "../src/domain/mail-address.ts";
 import { usernameSkeleton } from "../src/domain/username.ts";
 import {
   postRegistrationJson,
@@ -152,6 +152,22 @@ describe("mail addresses: one canonical form is filtered, hashed and mailed", ()
       assert.equal(res.status, 409, res.text);
       assert.equal(res.body.error, "MAIL_TAKEN");
     });
+  });
+
+  test("the shortcut for plain letter-digit-hyphen domains gives what UTS #46 (tr46) gives, for any ASCII domain", () => {
+    const label = fc.stringMatching(/^[a-zA-Z0-9-]{0,66}$/);
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.domain(), fc.array(label, { minLength: 1, maxLength: 6 }).map((labels) => labels.join(".")), fc.domain().map((d) => `${d}.`)),
+        (domain) => {
+          const mail = canonicalMail(`x@${domain}`);
+          assert.equal(mail === null ? null : mail.slice(2), uts46Domain(domain), domain);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+    assert.equal(canonicalMail(`x@${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`)?.length, 255, "253 characters is the limit");
+    assert.equal(canonicalMail(`x@${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(62)}`), null);
   });
 
   test("for any plain ASCII address the canonical form is the old trim().toLowerCase()", () => {
