@@ -13,7 +13,7 @@ test("a database made by an older version migrates with its accounts and session
   try {
     // The schema as the first three steps left it, with an account that has a session.
     const old = new Database(file);
-    for (const step of SQLITE_MIGRATIONS.slice(0, 3)) old.exec(step);
+    for (const step of SQLITE_MIGRATIONS.slice(0, 3)) old.exec(step as string);
     old.pragma("user_version = 3");
     old.prepare("INSERT INTO users (id, username, password_hash, mail_hash, state, created_at, verified_at) VALUES (7, 'olga', 'h', 'm', 'active', 1, 1)").run();
     old.prepare("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ('s', 7, 1, 9999999999999)").run();

@@ -4,12 +4,17 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import pg from "pg";
+import { usernameSkeleton } from "../src/domain/username.ts";
 import { openStore } from "../src/store/open.ts";
+import { POSTGRES_MIGRATIONS } from "../src/store/postgres/migrations.ts";
 import { PostgresStore } from "../src/store/postgres/postgres-store.ts";
+import { SQLITE_MIGRATIONS } from "../src/store/sqlite/migrations.ts";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.ts";
 import type {
   AccountSummary,
+  NewAccount,
   NewInvite,
   NewOutboxItem,
   NewPending,
@@ -25,8 +30,20 @@ interface StoreFixture {
   store: Store;
   /** Another instance on the same database, as a second process would have; not migrated by this call. */
   connect(): Promise<Store>;
+  /**
+   * On an unmigrated database: lays the schema as the migration steps before the first one whose SQL
+   * includes `marker` left it, then runs `sql` on it, as rows an older version stored.
+   */
+  schemaBefore(marker: string, sql: string): Promise<void>;
   /** Closes every instance and removes the database. */
   dispose(): Promise<void>;
+}
+
+/** The migration steps an older version had: those before the first one that includes `marker`. */
+function stepsBefore<T>(steps: readonly (string | T)[], marker: string): string[] {
+  const end = steps.findIndex((step) => typeof step === "string" && step.includes(marker));
+  assert.ok(end > 0, `a migration step includes ${marker}`);
+  return steps.slice(0, end) as string[];
 }
 
 type MakeStore = (options?: { migrated?: boolean }) => Promise<StoreFixture>;
@@ -39,8 +56,10 @@ let counter = 0;
 
 function pending(fields: Partial<NewPending> = {}): NewPending {
   counter += 1;
+  const username = fields.username ?? `user${counter}`;
   return {
-    username: `user${counter}`,
+    username,
+    skeleton: usernameSkeleton(username),
     passwordHash: `argon2-hash-${counter}`,
     mailHash: `mail-hash-${counter}`,
     tokenHash: `token-hash-${counter}`,
@@ -49,6 +68,10 @@ function pending(fields: Partial<NewPending> = {}): NewPending {
     expiresAt: T0 + DAY,
     ...fields,
   };
+}
+
+function account(username: string, passwordHash = "h"): NewAccount {
+  return { username, skeleton: usernameSkeleton(username), passwordHash };
 }
 
 function mail(payload = "sealed-mail", createdAt = T0): NewOutboxItem {
@@ -186,6 +209,28 @@ function contract(name: string, makeStore: MakeStore): void {
         await store.purgeErased();
         assert.equal((await store.listPending(T0))[0]?.id, id);
         assert.equal((await store.listPending(T0))[0]?.mailStatus, "sent");
+      });
+
+      test("migrating a database from before look-alike checks gives every stored name its skeleton", async () => {
+        const fixture = await makeStore({ migrated: false });
+        try {
+          await fixture.schemaBefore(
+            "ADD COLUMN skeleton",
+            `INSERT INTO users (id, username, password_hash, mail_hash, state, created_at, verified_at)
+               VALUES (7, 'modern', 'h', 'm7', 'active', 1, 1);
+             INSERT INTO users (id, username, password_hash, mail_hash, state, token_hash, created_at, expires_at)
+               VALUES (8, 'аlice', 'h', 'm8', 'pending', 't8', ${T0}, ${T0 + DAY});`,
+          );
+          await fixture.store.migrate();
+          await fixture.store.migrate();
+          assert.equal(await fixture.store.findSkeletonHolder(usernameSkeleton("rnodern"), T0), "account", "modern and rnodern look alike");
+          assert.equal(await fixture.store.findSkeletonHolder(usernameSkeleton("alice"), T0), "pending", "Cyrillic а and Latin a look alike");
+          assert.equal(await fixture.store.findSkeletonHolder(usernameSkeleton("alice"), T0 + DAY), null, "not once it has expired");
+          await createAccount(fixture.store, { username: "after" });
+          assert.equal(await fixture.store.findSkeletonHolder("after", T0), "account");
+        } finally {
+          await fixture.dispose();
+        }
       });
     });
 
@@ -421,7 +466,7 @@ function contract(name: string, makeStore: MakeStore): void {
         await insertOk(store, pending({ username: "pending-only" }));
         const inv = invite({ issuerName: "alice", uses: 1 });
         await store.insertInvite(inv);
-        const accepted = await store.acceptInvite(inv.tokenHash, T0, { username: "bob", passwordHash: "h" }, () => []);
+        const accepted = await store.acceptInvite(inv.tokenHash, T0, account("bob"), () => []);
         assert.equal(accepted.ok, true);
         const accounts = await store.listAccounts();
         assert.deepEqual(
@@ -470,6 +515,20 @@ function contract(name: string, makeStore: MakeStore): void {
         assert.equal((await store.findByTokenHash(waiting.tokenHash, T0 + 20))?.state, "pending");
         assert.equal(await store.findNameHolder(early.username, T0 + 20), "account");
         assert.ok(await store.findLogin(early.username), "await store.findLogin(early.username)");
+      });
+
+      it("findSkeletonHolder finds a name by its look-alike skeleton: an account first, then a live pending registration", async (store) => {
+        assert.equal(await store.findSkeletonHolder(usernameSkeleton("root"), T0), null);
+        await insertOk(store, pending({ username: "rооt", expiresAt: T0 + MINUTE }));
+        assert.equal(await store.findSkeletonHolder(usernameSkeleton("root"), T0), "pending", "Cyrillic о and Latin o look alike");
+        assert.equal(await store.findSkeletonHolder(usernameSkeleton("root"), T0 + MINUTE), null, "an expired registration holds nothing");
+        const inv = invite();
+        await store.insertInvite(inv);
+        assert.equal((await store.acceptInvite(inv.tokenHash, T0, account("roоt"), () => [])).ok, true);
+        assert.equal(await store.findSkeletonHolder(usernameSkeleton("root"), T0), "account", "the account wins over the pending one");
+        assert.equal(await store.findNameHolder("root", T0), null, "the name itself is free: only the skeleton matches");
+        assert.equal(await store.deleteAccount("roоt"), true);
+        assert.equal(await store.findSkeletonHolder(usernameSkeleton("root"), T0), "pending");
       });
 
       it("findLogin finds accounts, not pending registrations", async (store) => {
@@ -539,7 +598,7 @@ function contract(name: string, makeStore: MakeStore): void {
         const inv = invite({ issuerName: "alice", uses: 2 });
         await store.insertInvite(inv);
         const seen: AccountSummary[] = [];
-        const result = await store.acceptInvite(inv.tokenHash, T0 + 1, { username: "bob", passwordHash: "bob-hash" }, (a) => {
+        const result = await store.acceptInvite(inv.tokenHash, T0 + 1, account("bob", "bob-hash"), (a) => {
           seen.push(a);
           return [event("joined", T0 + 1)];
         });
@@ -569,7 +628,7 @@ function contract(name: string, makeStore: MakeStore): void {
         const revokedRecord = await store.insertInvite(revoked);
         await store.revokeInvite(revokedRecord.id, T0);
         const accept = (tokenHash: string, username: string, now = T0) =>
-          store.acceptInvite(tokenHash, now, { username, passwordHash: "h" }, () => [event()]);
+          store.acceptInvite(tokenHash, now, account(username), () => [event()]);
 
         assert.equal((await accept(used.tokenHash, "first")).ok, true);
         assert.deepEqual(await accept(used.tokenHash, "second"), { ok: false, reason: "gone" });
@@ -588,7 +647,7 @@ function contract(name: string, makeStore: MakeStore): void {
         const inv = invite({ uses: 1 });
         await store.insertInvite(inv);
         for (const username of ["account", "waiting"]) {
-          const result = await store.acceptInvite(inv.tokenHash, T0, { username, passwordHash: "h" }, () => [event()]);
+          const result = await store.acceptInvite(inv.tokenHash, T0, account(username), () => [event()]);
           assert.deepEqual(result, { ok: false, reason: "username-taken" });
         }
         assert.equal((await store.findInviteByTokenHash(inv.tokenHash))?.usesLeft, 1);
@@ -601,7 +660,7 @@ function contract(name: string, makeStore: MakeStore): void {
         await insertOk(store, old);
         const inv = invite();
         await store.insertInvite(inv);
-        const result = await store.acceptInvite(inv.tokenHash, T0 + MINUTE, { username: "juliet", passwordHash: "h" }, () => []);
+        const result = await store.acceptInvite(inv.tokenHash, T0 + MINUTE, account("juliet"), () => []);
         assert.equal(result.ok, true);
         assert.equal(await store.findByTokenHash(old.tokenHash, T0), null);
       });
@@ -612,7 +671,7 @@ function contract(name: string, makeStore: MakeStore): void {
         const other = await fixture.connect();
         const results = await Promise.all(
           Array.from({ length: 20 }, (_, i) =>
-            (i % 2 ? other : store).acceptInvite(inv.tokenHash, T0, { username: `guest${i}`, passwordHash: "h" }, () => [
+            (i % 2 ? other : store).acceptInvite(inv.tokenHash, T0, account(`guest${i}`), () => [
               event(),
             ]),
           ),
@@ -749,7 +808,7 @@ function contract(name: string, makeStore: MakeStore): void {
       it("an account's next event is not claimed while its earlier event is still queued", async (store) => {
         const inv = invite({ uses: 1 });
         await store.insertInvite(inv);
-        const carol = await store.acceptInvite(inv.tokenHash, T0, { username: "carol", passwordHash: "h" }, () => [
+        const carol = await store.acceptInvite(inv.tokenHash, T0, account("carol"), () => [
           event("carol-1"),
           event("carol-2"),
           event("carol-3"),
@@ -902,6 +961,14 @@ contract("sqlite", async ({ migrated = true } = {}) => {
       opened.push(other);
       return other;
     },
+    async schemaBefore(marker, sql) {
+      const db = new Database(join(dir, "gatehouse.db"));
+      const steps = stepsBefore(SQLITE_MIGRATIONS, marker);
+      for (const step of steps) db.exec(step);
+      db.pragma(`user_version = ${steps.length}`);
+      db.exec(sql);
+      db.close();
+    },
     async dispose() {
       for (const s of opened) await s.close();
       rmSync(dir, { recursive: true, force: true });
@@ -938,6 +1005,21 @@ if (pgUrl) {
         const other = await PostgresStore.open(url);
         opened.push(other);
         return other;
+      },
+      async schemaBefore(marker, sql) {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          await client.query("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
+          const steps = stepsBefore(POSTGRES_MIGRATIONS, marker);
+          for (const [i, step] of steps.entries()) {
+            await client.query(step);
+            await client.query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)", [i + 1]);
+          }
+          await client.query(sql);
+        } finally {
+          await client.end();
+        }
       },
       async dispose() {
         for (const s of opened) await s.close();

@@ -1,8 +1,9 @@
 import ipaddr from "ipaddr.js";
 import type { Config } from "../config.ts";
 import { findDisposableDomain } from "./disposable.ts";
+import { mailSpellings, parseMail, type CanonicalMail } from "./mail-address.ts";
 import { sha256 } from "./secrets.ts";
-import { prepareUsername } from "./username.ts";
+import { prepareUsername, usernameSkeleton } from "./username.ts";
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
@@ -11,7 +12,8 @@ export interface Rules {
   blacklist: Range[];
   whitelist: Range[];
   mailFilters: { source: string; pattern: RegExp }[];
-  reserved: Set<string>;
+  /** The UTS #39 confusable skeletons of accounts.reservedUsernames, after nodeprep. */
+  reservedSkeletons: Set<string>;
   /** register.blockDisposable: refuse addresses on a disposable-mail domain or a subdomain of one. */
   blockDisposable: boolean;
   /** SHA-256 of each of register.authTokens, so a request hashes only the token it presents. */
@@ -48,10 +50,10 @@ export function compileRules(config: Config): Rules {
     blacklist: config.register.blacklist.map(toRange),
     whitelist: config.register.whitelist.map(toRange),
     mailFilters: config.register.filteredMails.map((source) => ({ source, pattern: new RegExp(source, "i") })),
-    reserved: new Set(
+    reservedSkeletons: new Set(
       config.accounts.reservedUsernames.map((name) => {
         const prepared = prepareUsername(name);
-        return prepared.ok ? prepared.username : name.toLowerCase();
+        return usernameSkeleton(prepared.ok ? prepared.username : name.toLowerCase());
       }),
     ),
     blockDisposable: config.register.blockDisposable,
@@ -66,15 +68,18 @@ export function findRange(ip: ipaddr.IPv4 | ipaddr.IPv6, ranges: Range[]): strin
   return null;
 }
 
-export function findMailFilter(mail: string, rules: Rules): string | null {
+/** The first filter that matches the address in its ASCII or its Unicode spelling. */
+export function findMailFilter(mail: CanonicalMail, rules: Rules): string | null {
+  if (rules.mailFilters.length === 0) return null;
+  const spellings = mailSpellings(mail);
   for (const filter of rules.mailFilters) {
-    if (filter.pattern.test(mail)) return filter.source;
+    if (spellings.some((spelling) => filter.pattern.test(spelling))) return filter.source;
   }
   return null;
 }
 
 /** The disposable-mail domain that refuses `mail`, when the gate blocks them; null otherwise. */
-export function findDisposableBlock(mail: string, rules: Rules): string | null {
+export function findDisposableBlock(mail: CanonicalMail, rules: Rules): string | null {
   return rules.blockDisposable ? findDisposableDomain(mail) : null;
 }
 
@@ -84,7 +89,7 @@ export interface FilterVerdict {
 }
 
 /** What `gatehouse filters test` prints: every rule that would refuse this address and mail, or that exempts it. */
-export function explainFilters(rules: Rules, ipText: string, mail: string): FilterVerdict & { notes: string[] } {
+export function explainFilters(rules: Rules, ipText: string, mailText: string): FilterVerdict & { notes: string[] } {
   const reasons: string[] = [];
   const notes: string[] = [];
   const ip = parseIp(ipText);
@@ -95,9 +100,16 @@ export function explainFilters(rules: Rules, ipText: string, mail: string): Filt
     const white = findRange(ip, rules.whitelist);
     if (white) notes.push(`ip ${ip.toString()} is whitelisted by ${white}: exempt from throttling`);
   }
-  const filter = findMailFilter(mail.trim(), rules);
+  const mail = parseMail(mailText);
+  if (mail === null) {
+    reasons.push(`${JSON.stringify(mailText)} is not a mail address (400)`);
+    return { allowed: false, reasons, notes };
+  }
+  // The admin sees the form that is filtered, hashed and mailed, and why it may differ from what was typed.
+  if (mail !== mailText) notes.push(`mail is checked as ${mailSpellings(mail).join(" and ")}`);
+  const filter = findMailFilter(mail, rules);
   if (filter) reasons.push(`mail matches filter ${JSON.stringify(filter)} (403)`);
-  const disposable = findDisposableBlock(mail.trim(), rules);
+  const disposable = findDisposableBlock(mail, rules);
   if (disposable) reasons.push(`mail domain ${disposable} is on the disposable-mail list and register.blockDisposable is on (403)`);
   return { allowed: reasons.length === 0, reasons, notes };
 }

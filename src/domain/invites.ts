@@ -3,8 +3,9 @@ import { AppError } from "../errors.ts";
 import { queueEvent } from "../mail/outbox.ts";
 import type { AccountSummary, InviteRecord, NewOutboxItem } from "../store/store.ts";
 import { hashPassword } from "./passwords.ts";
-import { checkPassword, prepareRequestedName, refuseReservedName } from "./registration.ts";
+import { checkPassword, findNameHolder, nameHeldError, prepareRequestedName, refuseReservedName } from "./registration.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
+import { usernameSkeleton } from "./username.ts";
 
 export type Issuer =
   | { kind: "user"; id: number; name: string }
@@ -112,13 +113,14 @@ export async function acceptInvite(
   }
   checkPassword(deps, password);
   const now = deps.clock.now();
-  if ((await deps.store.findNameHolder(username, now)) !== null) {
-    throw new AppError("USERNAME_TAKEN", "this username is already taken");
-  }
+  const skeleton = usernameSkeleton(username);
+  // A pending registration's name is taken too, here: an invite has no "pending" answer.
+  const held = await findNameHolder(deps, username, skeleton, now);
+  if (held) throw nameHeldError(held, "USERNAME_TAKEN");
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
-  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, passwordHash }, (account): NewOutboxItem[] =>
+  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] =>
     webhook
       ? [
           queueEvent(deps, {

@@ -3,15 +3,17 @@ import { AppError } from "../errors.ts";
 import { queueMail } from "../mail/outbox.ts";
 import { findDisposableBlock, findMailFilter, findRange, parseIp } from "./filters.ts";
 import { hashPassword, passwordLength } from "./passwords.ts";
-import { createToken, hashMail, hashToken, matchesAnySecret, normalizeMail } from "./secrets.ts";
-import { prepareUsername } from "./username.ts";
+import type { CanonicalMail } from "./mail-address.ts";
+import { createToken, hashMail, hashToken, matchesAnySecret } from "./secrets.ts";
+import { prepareUsername, usernameSkeleton } from "./username.ts";
 
 /** A registration as mod_register_json's clients send it, already checked for shape. */
 export interface RegistrationRequest {
   username: string;
   password: string;
   ip: string;
-  mail: string;
+  /** Already in the one form that is filtered, hashed and mailed. */
+  mail: CanonicalMail;
   auth_token: string;
 }
 
@@ -38,8 +40,33 @@ export function prepareRequestedName(requested: string): string {
   return prepared.username;
 }
 
+/** Compared by confusable skeleton, so `аdmin` (Cyrillic а) or `admın` (dotless ı) is as reserved as `admin`. */
 export function refuseReservedName(deps: Pick<AppContext, "rules">, username: string): void {
-  if (deps.rules.reserved.has(username)) throw new AppError("USERNAME_RESERVED", "this username is reserved");
+  if (deps.rules.reservedSkeletons.has(usernameSkeleton(username))) throw new AppError("USERNAME_RESERVED", "this username is reserved");
+}
+
+export interface NameHolder {
+  holder: "pending" | "account";
+  /** Held by a different name with the same confusable skeleton, not by this very name. */
+  lookalike: boolean;
+}
+
+/**
+ * Who holds this name, or a name that looks like it (the same UTS #39 skeleton); a look-alike is
+ * refused exactly as the name it resembles would be. Registrations and invites both ask here.
+ */
+export async function findNameHolder(deps: Pick<AppContext, "store">, username: string, skeleton: string, now: number): Promise<NameHolder | null> {
+  const exact = await deps.store.findNameHolder(username, now);
+  if (exact) return { holder: exact, lookalike: false };
+  const similar = await deps.store.findSkeletonHolder(skeleton, now);
+  return similar ? { holder: similar, lookalike: true } : null;
+}
+
+/** The refusal for a held name: 409 for an account (row 12), and, from a registration, 401 for a pending one (row 11). */
+export function nameHeldError(held: NameHolder, pendingAs: "USERNAME_PENDING" | "USERNAME_TAKEN"): AppError {
+  const code = held.holder === "account" ? "USERNAME_TAKEN" : pendingAs;
+  const what = code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
+  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
 }
 
 export function checkPassword(deps: Pick<AppContext, "config">, password: string): void {
@@ -68,7 +95,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
   if (!ip) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
   if (findRange(ip, rules.blacklist)) throw new AppError("IP_BLACKLISTED", "registrations from this address are not allowed");
 
-  const mail = normalizeMail(input.mail);
+  const mail = input.mail;
   if (findMailFilter(mail, rules)) throw new AppError("MAIL_FILTERED", "registrations with this mail address are not allowed");
   // A mail rule too (row 7); the domain named is the list's, never the person's address.
   const disposable = findDisposableBlock(mail, rules);
@@ -79,9 +106,9 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
   refuseReservedName(deps, username);
 
   const now = clock.now();
-  const holder = await store.findNameHolder(username, now);
-  if (holder === "pending") throw new AppError("USERNAME_PENDING", "this username is already pending registration");
-  if (holder === "account") throw new AppError("USERNAME_TAKEN", "this username is already taken");
+  const skeleton = usernameSkeleton(username);
+  const held = await findNameHolder(deps, username, skeleton, now);
+  if (held) throw nameHeldError(held, "USERNAME_PENDING");
 
   const throttleKey = ip.toString();
   const throttled = config.register.throttleSeconds > 0 && limiters.throttle !== null && !findRange(ip, rules.whitelist);
@@ -104,7 +131,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
       ? [
           queueMail(deps, {
             template: "verify",
-            to: input.mail.trim(),
+            to: mail,
             model: {
               username,
               link: verifyLink(config, token),
@@ -115,7 +142,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
         ]
       : [];
     const result = await store.insertPending(
-      { username, passwordHash, mailHash, tokenHash: hashToken(token), ip: throttleKey, createdAt: now, expiresAt },
+      { username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: throttleKey, createdAt: now, expiresAt },
       outbox,
     );
     if (!result.ok) {

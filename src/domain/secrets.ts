@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import type { CanonicalMail } from "./mail-address.ts";
 
 /** Where randomness comes from; tests may swap it, production uses the CSPRNG. */
 export type RandomSource = (size: number) => Buffer;
@@ -28,12 +29,8 @@ export function sha256(text: string): Buffer {
 }
 
 /** Addresses are low-entropy: only a keyed hash keeps them from being guessed back out of the store. */
-export function hashMail(secret: string, mail: string): string {
-  return createHmac("sha256", secret).update(normalizeMail(mail), "utf8").digest("hex");
-}
-
-export function normalizeMail(mail: string): string {
-  return mail.trim().toLowerCase();
+export function hashMail(secret: string, mail: CanonicalMail): string {
+  return createHmac("sha256", secret).update(mail, "utf8").digest("hex");
 }
 
 /**

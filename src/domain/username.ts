@@ -1,4 +1,5 @@
 import { Buffer } from "node:buffer";
+import unhomoglyph from "unhomoglyph";
 
 // XMPP localparts, the way gatehouse's contract (DESIGN.md §3 row 8) reads nodeprep: NFKC and
 // lower case as nodeprep did, RFC 7622's forbidden characters, and RFC 8264's IdentifierClass
@@ -45,6 +46,17 @@ export function prepareUsername(input: string): UsernameCheck {
   const chars = Array.from(username);
   const fault = findForbiddenChar(chars) ?? findBidiFault(chars);
   return fault === undefined ? { ok: true, username } : refuse(fault);
+}
+
+/**
+ * The UTS #39 confusable skeleton of a prepared username: NFD, each character mapped by Unicode's
+ * confusables.txt (the data unhomoglyph ships), NFD again. Two names with one skeleton look alike
+ * (`аdmin` with a Cyrillic а, `admın` with a dotless ı, and `admin` all give "adrnin"). On top, the
+ * check UTS #39 §5.4 suggests for a mark that hides in its base: a dot above on a soft-dotted letter
+ * (`İ` prepares to i + U+0307) is dropped. Not for display; only for comparing.
+ */
+export function usernameSkeleton(prepared: string): string {
+  return unhomoglyph(prepared.normalize("NFD")).normalize("NFD").replace(/(\p{Soft_Dotted})\u0307+/gu, "$1");
 }
 
 function findForbiddenChar(chars: string[]): string | undefined {

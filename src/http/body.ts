@@ -1,8 +1,8 @@
 import type { Context } from "koa";
 import getRawBody from "raw-body";
-import validator from "validator";
 import { AppError } from "../errors.ts";
 import { parseIp } from "../domain/filters.ts";
+import { parseMail, type CanonicalMail } from "../domain/mail-address.ts";
 import type { RegistrationRequest } from "../domain/registration.ts";
 
 /** mod_register_json bodies and forms alike: anything larger is refused before it is read whole. */
@@ -51,7 +51,6 @@ export function parseJson(text: string): unknown {
 }
 
 const FIELDS = ["username", "password", "ip", "mail", "auth_token"] as const;
-const LONE_SURROGATE = /\p{Cs}/u;
 
 /** DESIGN §3 row 4: base64 of a JSON object with five string fields, a real IP and a mail address. */
 export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationRequest {
@@ -64,13 +63,15 @@ export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationR
   for (const field of FIELDS) {
     if (typeof record[field] !== "string") throw new AppError("MALFORMED_REQUEST", `field ${field} is missing or not a string`);
   }
-  const request = Object.fromEntries(FIELDS.map((f) => [f, record[f] as string])) as unknown as RegistrationRequest;
-  if (!parseIp(request.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
-  // validator's isEmail throws (encodeURI) on a lone surrogate, which no address contains anyway.
-  if (request.mail.length > 254 || LONE_SURROGATE.test(request.mail) || !validator.isEmail(request.mail.trim())) {
-    throw new AppError("MALFORMED_REQUEST", "mail is not a mail address");
-  }
-  return request;
+  const fields = Object.fromEntries(FIELDS.map((f) => [f, record[f] as string])) as Record<(typeof FIELDS)[number], string>;
+  if (!parseIp(fields.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
+  return { ...fields, mail: checkMail(fields.mail) };
+}
+
+function checkMail(text: string): CanonicalMail {
+  const mail = parseMail(text);
+  if (mail === null) throw new AppError("MALFORMED_REQUEST", "mail is not a mail address");
+  return mail;
 }
 
 /** A small form or JSON body, as the verify pages post it. */

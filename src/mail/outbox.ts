@@ -1,5 +1,6 @@
 import type { AppContext } from "../context.ts";
 import { sign } from "../domain/secrets.ts";
+import { scrubRemoteText } from "../scrub.ts";
 import type { NewOutboxItem, OutboxItem } from "../store/store.ts";
 import type { MailModels, MailName } from "../templates.ts";
 import { isPermanentMailError } from "./transport.ts";
@@ -94,7 +95,7 @@ export class OutboxSender {
       return;
     }
     this.#running = this.#drain()
-      .catch((err: unknown) => this.deps.log.error({ err: String(err) }, "outbox pass failed"))
+      .catch((err: unknown) => this.deps.log.error({ err: scrubRemoteText(String(err)) }, "outbox pass failed"))
       .finally(() => {
         this.#running = null;
         if (this.#again) {
@@ -158,14 +159,20 @@ export class OutboxSender {
 
   async #deliver(item: OutboxItem): Promise<void> {
     const { store, clock, log } = this.deps;
+    let recipient: string | undefined;
     try {
       const payload = JSON.parse(this.deps.sealer.open(item.payload)) as MailPayload | EventPayload;
-      if (item.kind === "mail") await this.#sendMail(payload as MailPayload, item);
-      else await this.#sendEvent(payload as EventPayload, item);
+      if (item.kind === "mail") {
+        recipient = (payload as MailPayload).to;
+        await this.#sendMail(payload as MailPayload, item);
+      } else {
+        await this.#sendEvent(payload as EventPayload, item);
+      }
       await store.markOutboxSent(item.id, clock.now());
       this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      // The SMTP server's or the receiver's words, logged and kept in last_error: addresses out.
+      const reason = scrubRemoteText(err instanceof Error ? err.message : String(err), recipient === undefined ? [] : [recipient]);
       const permanent = err instanceof PermanentFailure || isPermanentMailError(err);
       if (permanent || item.attempts >= MAX_ATTEMPTS) {
         log.error({ outboxId: item.id, kind: item.kind, attempts: item.attempts, reason }, "outbox item failed for good");

@@ -70,3 +70,9 @@ export function toTokenLookup(row: Row | undefined, now: number): TokenLookup | 
   if (expiresAt <= now) return null;
   return { state: "pending", username: String(row["username"]), expiresAt };
 }
+
+/** Who a users row with a live state is: an account or a pending registration; nobody without a row. */
+export function toHolder(row: Row | undefined): "pending" | "account" | null {
+  if (!row) return null;
+  return row["state"] === "active" ? "account" : "pending";
+}

@@ -5,6 +5,8 @@
 
 export interface NewPending {
   username: string;
+  /** The username's UTS #39 confusable skeleton (usernameSkeleton), for look-alike lookups. */
+  skeleton: string;
   passwordHash: string;
   mailHash: string;
   tokenHash: string;
@@ -100,6 +102,8 @@ export interface InviteRecord {
 
 export interface NewAccount {
   username: string;
+  /** The username's UTS #39 confusable skeleton (usernameSkeleton). */
+  skeleton: string;
   passwordHash: string;
 }
 
@@ -143,6 +147,8 @@ export interface Store {
 
   /** Who holds a username right now: a live pending registration, an account, or nobody. */
   findNameHolder(username: string, now: number): Promise<"pending" | "account" | null>;
+  /** Who holds a name with this confusable skeleton right now; an account before a pending registration. */
+  findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null>;
   isMailHashHeld(mailHash: string, now: number): Promise<boolean>;
   /**
    * Inserts a pending registration and its outbox items in one transaction, first voiding expired

@@ -1,3 +1,9 @@
+import type pg from "pg";
+import { usernameSkeleton } from "../../domain/username.ts";
+
+/** SQL, or code for a step whose values SQL cannot compute; run inside the migration's transaction. */
+export type PostgresMigration = string | ((client: pg.PoolClient) => Promise<void>);
+
 /**
  * Versioned schema for PostgreSQL; `schema_migrations` records which steps a database has had.
  * Step N (1-based) is `POSTGRES_MIGRATIONS[N - 1]`. Append new steps, never edit old ones.
@@ -5,7 +11,7 @@
  * Times are BIGINT milliseconds since the epoch, as in the SQLite schema, so both backends
  * store exactly what the domain's clock hands them.
  */
-export const POSTGRES_MIGRATIONS: readonly string[] = [
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   `
   CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -88,4 +94,27 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   -- claimOutbox looks up an account's earlier queued events to keep them in order.
   CREATE INDEX outbox_event_order ON outbox (user_id, id) WHERE state = 'queued' AND kind = 'event';
   `,
+  `
+  -- Look-alike names (DESIGN §7 "Identities"): a new name is refused when its UTS #39 skeleton is
+  -- an account's or a live pending registration's. Not unique: names already stored may share one.
+  ALTER TABLE users ADD COLUMN skeleton TEXT;
+  CREATE INDEX users_skeleton ON users (skeleton);
+  `,
+  fillSkeletons,
 ];
+
+/** Gives every row stored before the skeleton column its skeleton, a thousand rows at a time. */
+async function fillSkeletons(client: pg.PoolClient): Promise<void> {
+  for (let last = -1; ; ) {
+    const { rows } = await client.query<{ id: string; username: string }>(
+      "SELECT id, username FROM users WHERE id > $1 ORDER BY id LIMIT 1000",
+      [last],
+    );
+    if (rows.length === 0) return;
+    await client.query(
+      "UPDATE users SET skeleton = s.skeleton FROM unnest($1::bigint[], $2::text[]) AS s (id, skeleton) WHERE users.id = s.id",
+      [rows.map((row) => row.id), rows.map((row) => usernameSkeleton(row.username))],
+    );
+    last = Number(rows.at(-1)!.id);
+  }
+}

@@ -18,7 +18,7 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
 
 // BIGINT columns (ids, epoch-millisecond times, counts) arrive as strings; every mapper goes through Number().
@@ -89,7 +89,9 @@ export class PostgresStore implements Store {
       const { rows } = await client.query<Row>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations");
       const version = Number(rows[0]?.["version"] ?? 0);
       for (let i = version; i < POSTGRES_MIGRATIONS.length; i++) {
-        await client.query(POSTGRES_MIGRATIONS[i]!);
+        const step = POSTGRES_MIGRATIONS[i]!;
+        if (typeof step === "string") await client.query(step);
+        else await step(client);
         await client.query(
           "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
           [i + 1],
@@ -141,9 +143,16 @@ export class PostgresStore implements Store {
       "SELECT state FROM users WHERE username = $1 AND (state = 'active' OR expires_at > $2)",
       [username, now],
     );
-    const row = rows[0];
-    if (!row) return null;
-    return row["state"] === "active" ? "account" : "pending";
+    return toHolder(rows[0]);
+  }
+
+  async findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null> {
+    // 'active' sorts before 'pending': an account wins over a pending registration.
+    const { rows } = await this.#pool.query<Row>(
+      "SELECT state FROM users WHERE skeleton = $1 AND (state = 'active' OR expires_at > $2) ORDER BY state LIMIT 1",
+      [skeleton, now],
+    );
+    return toHolder(rows[0]);
   }
 
   async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
@@ -165,10 +174,11 @@ export class PostgresStore implements Store {
           [pending.createdAt, pending.username, pending.mailHash],
         );
         const { rows } = await client.query<Row>(
-          `INSERT INTO users (username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
-           VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) RETURNING id`,
+          `INSERT INTO users (username, skeleton, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8) RETURNING id`,
           [
             pending.username,
+            pending.skeleton,
             pending.passwordHash,
             pending.mailHash,
             pending.tokenHash,
@@ -382,9 +392,9 @@ export class PostgresStore implements Store {
         let row: Row;
         try {
           const inserted = await client.query<Row>(
-            `INSERT INTO users (username, password_hash, state, created_at, verified_at, invited_by, invite_id)
-             VALUES ($1, $2, 'active', $3, $3, $4, $5) RETURNING ${ACCOUNT_COLUMNS}`,
-            [account.username, account.passwordHash, now, invite["issuer_name"], invite["id"]],
+            `INSERT INTO users (username, skeleton, password_hash, state, created_at, verified_at, invited_by, invite_id)
+             VALUES ($1, $2, $3, 'active', $4, $4, $5, $6) RETURNING ${ACCOUNT_COLUMNS}`,
+            [account.username, account.skeleton, account.passwordHash, now, invite["issuer_name"], invite["id"]],
           );
           row = inserted.rows[0]!;
         } catch (err) {

@@ -1,8 +1,14 @@
+import type Database from "better-sqlite3";
+import { usernameSkeleton } from "../../domain/username.ts";
+
+/** SQL, or code for a step whose values SQL cannot compute; run inside the migration's transaction. */
+export type SqliteMigration = string | ((db: Database.Database) => void);
+
 /**
  * Versioned schema for SQLite; `PRAGMA user_version` records how far a file has come.
  * Append new steps, never edit old ones.
  */
-export const SQLITE_MIGRATIONS: readonly string[] = [
+export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   `
   CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -105,4 +111,23 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX users_pending_expiry ON users (expires_at) WHERE state = 'pending';
   CREATE INDEX users_verified ON users (verified_at) WHERE token_hash IS NOT NULL AND state = 'active';
   `,
+  `
+  -- Look-alike names (DESIGN §7 "Identities"): a new name is refused when its UTS #39 skeleton is
+  -- an account's or a live pending registration's. Not unique: names already stored may share one.
+  ALTER TABLE users ADD COLUMN skeleton TEXT;
+  CREATE INDEX users_skeleton ON users (skeleton);
+  `,
+  fillSkeletons,
 ];
+
+/** Gives every row stored before the skeleton column its skeleton, a thousand rows at a time. */
+function fillSkeletons(db: Database.Database): void {
+  const next = db.prepare("SELECT id, username FROM users WHERE id > ? ORDER BY id LIMIT 1000");
+  const set = db.prepare("UPDATE users SET skeleton = ? WHERE id = ?");
+  for (let last = -1; ; ) {
+    const rows = next.all(last) as { id: number; username: string }[];
+    if (rows.length === 0) return;
+    for (const row of rows) set.run(usernameSkeleton(row.username), row.id);
+    last = rows.at(-1)!.id;
+  }
+}

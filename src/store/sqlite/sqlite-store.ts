@@ -20,7 +20,7 @@ import type {
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 
@@ -75,7 +75,9 @@ export class SqliteStore implements Store {
     const apply = db.transaction(() => {
       const version = Number(db.pragma("user_version", { simple: true }));
       for (let i = version; i < SQLITE_MIGRATIONS.length; i++) {
-        db.exec(SQLITE_MIGRATIONS[i]!);
+        const step = SQLITE_MIGRATIONS[i]!;
+        if (typeof step === "string") db.exec(step);
+        else step(db);
         db.pragma(`user_version = ${i + 1}`);
       }
       // Checked before commit, since enforcement is off while tables are rebuilt.
@@ -140,8 +142,16 @@ export class SqliteStore implements Store {
   async findNameHolder(username: string, now: number): Promise<"pending" | "account" | null> {
     const row = this.#prepare("SELECT state FROM users WHERE username = ? AND (state = 'active' OR expires_at > ?)")
       .get(username, now) as Row | undefined;
-    if (!row) return null;
-    return row["state"] === "active" ? "account" : "pending";
+    return toHolder(row);
+  }
+
+  async findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null> {
+    // 'active' sorts before 'pending': an account wins over a pending registration.
+    const row = this.#prepare(
+        "SELECT state FROM users WHERE skeleton = ? AND (state = 'active' OR expires_at > ?) ORDER BY state LIMIT 1",
+      )
+      .get(skeleton, now) as Row | undefined;
+    return toHolder(row);
   }
 
   async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
@@ -159,11 +169,12 @@ export class SqliteStore implements Store {
         .all(pending.createdAt, pending.username, pending.mailHash) as Row[];
       for (const row of expired) this.#deletePendingRow(Number(row["id"]));
       const result = this.#prepare(
-          `INSERT INTO users (username, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
-           VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)`,
+          `INSERT INTO users (username, skeleton, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
+           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
         )
         .run(
           pending.username,
+          pending.skeleton,
           pending.passwordHash,
           pending.mailHash,
           pending.tokenHash,
@@ -351,10 +362,10 @@ export class SqliteStore implements Store {
       let row: Row;
       try {
         row = this.#prepare(
-            `INSERT INTO users (username, password_hash, state, created_at, verified_at, invited_by, invite_id)
-             VALUES (?, ?, 'active', ?, ?, ?, ?) RETURNING ${ACCOUNT_COLUMNS}`,
+            `INSERT INTO users (username, skeleton, password_hash, state, created_at, verified_at, invited_by, invite_id)
+             VALUES (?, ?, ?, 'active', ?, ?, ?, ?) RETURNING ${ACCOUNT_COLUMNS}`,
           )
-          .get(account.username, account.passwordHash, now, now, invite["issuer_name"], invite["id"]) as Row;
+          .get(account.username, account.skeleton, account.passwordHash, now, now, invite["issuer_name"], invite["id"]) as Row;
       } catch (err) {
         // Throwing rolls the whole transaction back, so the invite keeps its use.
         if (uniqueViolation(err) === "username") throw new NameTaken();
