@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ConfigError, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
+import { ConfigError, configWarnings, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
 import { systemClock } from "./context.ts";
 import { compileRules, explainFilters } from "./domain/filters.ts";
 import { createInvite, inviteState, listInvites, revokeInvite } from "./domain/invites.ts";
@@ -82,6 +82,7 @@ function buildProgram(io: Io, onServe: (file: string | undefined, workers: numbe
       const { path, config } = readConfig(opts.config);
       compileRules(config);
       io.out(`config ok: ${path}`);
+      for (const warning of configWarnings(config)) io.err(`warning: ${warning}`);
     });
 
   const users = program.command("users").description("accounts");

@@ -12,7 +12,7 @@ import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
 
-export const AUTH_TOKEN = "test-auth-token-0123456789";
+export const AUTH_TOKEN = "test-auth-token-0123456789-abcdefghij";
 
 /** A clock the test moves by hand. */
 export class FakeClock implements Clock {
