@@ -25,12 +25,15 @@ export type ErrorCode =
   | "INVITE_NAME_MISMATCH"
   | "LOGIN_FAILED"
   | "UNAUTHENTICATED"
-  | "CROSS_SITE_REQUEST";
+  | "CROSS_SITE_REQUEST"
+  | "REQUEST_INCOMPLETE"
+  | "SERVER_BUSY";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
     case "MALFORMED_REQUEST":
     case "PASSWORD_TOO_SHORT":
+    case "REQUEST_INCOMPLETE":
       return 400;
     case "AUTH_TOKEN_INVALID":
     case "USERNAME_PENDING":
@@ -66,6 +69,7 @@ export function statusOf(code: ErrorCode): number {
     case "TOO_MANY_ATTEMPTS":
       return 429;
     case "THROTTLED":
+    case "SERVER_BUSY":
       return 503;
   }
 }
