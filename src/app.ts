@@ -58,6 +58,8 @@ export type ClientFault = "timeout" | "aborted" | "parse";
 export function clientFaultOf(err: unknown): ClientFault | null {
   const code = String((err as { code?: unknown } | null)?.code ?? "");
   if (code === "ERR_HTTP_REQUEST_TIMEOUT") return "timeout";
+  // A connection closed in the middle of a request: the parser reports it, but nothing was malformed.
+  if (code === "HPE_INVALID_EOF_STATE") return "aborted";
   if (code.startsWith("HPE_")) return "parse";
   if (["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"].includes(code)) return "aborted";
   return null;

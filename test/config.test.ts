@@ -70,6 +70,7 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
     pendingTtlSeconds: 86400,
     sendMail: true,
     blockDisposable: false,
+    ipv6Prefix: 64,
   });
   assert.deepEqual(config.metrics, { enabled: true });
   assert.equal(config.mail.transport, "dir:./data/mail");

@@ -20,11 +20,13 @@ interface Slot {
 }
 
 /**
- * Tasks each hashing thread may hold, the running one included. An Argon2 takes ~40 ms of a
- * core, so a full queue is about a third of a second of work: a request waits at most that long,
- * and past it is answered 503 at once rather than queued behind a flood.
+ * How many Argon2 tasks may be queued or running at once: 8 per hashing thread, and at least 32
+ * so a small machine still takes an ordinary burst. One takes ~40 ms of a core, so a full queue
+ * is well under a second of work: a request waits at most that long, and past it is answered 503
+ * at once instead of queueing behind a flood.
  */
 export const HASH_QUEUE_PER_THREAD = 8;
+export const HASH_QUEUE_MIN = 32;
 /** Seconds a request refused for a full queue is told to wait. */
 const BUSY_RETRY_AFTER_SECONDS = 1;
 
@@ -36,6 +38,7 @@ class HashPool {
   #slots: Slot[] = [];
   #nextId = 0;
   readonly threads = availableParallelism();
+  readonly capacity = Math.max(HASH_QUEUE_MIN, this.threads * HASH_QUEUE_PER_THREAD);
   /** Argon2 tasks started, and refused for a full queue, since the process began. */
   started = 0;
   refused = 0;
@@ -47,7 +50,7 @@ class HashPool {
 
   /** Rejects with SERVER_BUSY (503) when the queue is full: bounded waiting, never an unbounded one. */
   run(task: Task): Promise<unknown> {
-    if (this.depth >= this.threads * HASH_QUEUE_PER_THREAD) {
+    if (this.depth >= this.capacity) {
       this.refused++;
       return Promise.reject(new AppError("SERVER_BUSY", "too many password checks at once; try again shortly", { retryAfter: BUSY_RETRY_AFTER_SECONDS }));
     }
@@ -89,7 +92,7 @@ const pool = new HashPool();
 
 /** The hashing queue as it stands, for metrics and tests. */
 export function hashQueueStats(): { depth: number; capacity: number; started: number; refused: number } {
-  return { depth: pool.depth, capacity: pool.threads * HASH_QUEUE_PER_THREAD, started: pool.started, refused: pool.refused };
+  return { depth: pool.depth, capacity: pool.capacity, started: pool.started, refused: pool.refused };
 }
 
 export async function hashPassword(password: string): Promise<string> {
