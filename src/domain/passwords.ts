@@ -39,9 +39,8 @@ class HashPool {
   #nextId = 0;
   readonly threads = availableParallelism();
   readonly capacity = Math.max(HASH_QUEUE_MIN, this.threads * HASH_QUEUE_PER_THREAD);
-  /** Argon2 tasks started, and refused for a full queue, since the process began. */
+  /** Argon2 tasks started since the process began. */
   started = 0;
-  refused = 0;
 
   /** Tasks queued or running now. */
   get depth(): number {
@@ -51,7 +50,6 @@ class HashPool {
   /** Rejects with SERVER_BUSY (503) when the queue is full: bounded waiting, never an unbounded one. */
   run(task: Task): Promise<unknown> {
     if (this.depth >= this.capacity) {
-      this.refused++;
       return Promise.reject(new AppError("SERVER_BUSY", "too many password checks at once; try again shortly", { retryAfter: BUSY_RETRY_AFTER_SECONDS }));
     }
     if (this.#slots.length === 0) this.#start();
@@ -91,8 +89,8 @@ class HashPool {
 const pool = new HashPool();
 
 /** The hashing queue as it stands, for metrics and tests. */
-export function hashQueueStats(): { depth: number; capacity: number; started: number; refused: number } {
-  return { depth: pool.depth, capacity: pool.capacity, started: pool.started, refused: pool.refused };
+export function hashQueueStats(): { depth: number; capacity: number; started: number } {
+  return { depth: pool.depth, capacity: pool.capacity, started: pool.started };
 }
 
 export async function hashPassword(password: string): Promise<string> {
