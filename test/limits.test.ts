@@ -1,7 +1,8 @@
-import { describe, test } from "node:test";
+import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
+import { loadavg } from "node:os";
 import { AUTH_FAILURE_POINTS, LOGIN_ADDRESS_FAILURE_POINTS, LOGIN_FAILURE_POINTS, type LimiterBacking } from "../src/domain/limiter.ts";
 import { hashQueueStats } from "../src/domain/passwords.ts";
 import { createRedisBacking } from "../src/limiter-backing.ts";
@@ -27,19 +28,19 @@ type Overrides = Parameters<typeof withHarness>[0];
  * One test per limiter backing: this process's memory, and Redis (what several instances share).
  * Each Redis run counts under prefixes of its own, so parallel runs on one Redis never meet.
  */
-function limiterTest(name: string, overrides: Overrides, body: (h: Harness) => Promise<void>): void {
-  test(`${name} (memory)`, () => withHarness(overrides, body));
+function limiterTest(name: string, overrides: Overrides, body: (h: Harness, t: TestContext) => Promise<void>): void {
+  test(`${name} (memory)`, (t) => withHarness(overrides, (h) => body(h, t)));
   if (!REDIS) {
     test(`${name} (Redis)`, { skip: "GATEHOUSE_TEST_REDIS not set" }, () => {});
     return;
   }
-  test(`${name} (Redis)`, async () => {
+  test(`${name} (Redis)`, async (t) => {
     const redis = createRedisBacking(REDIS, createLogger("silent"));
     try {
       await waitFor(() => redis.client.status === "ready", { what: "Redis to be ready" });
       const run = randomUUID();
       const backing: LimiterBacking = (options) => redis.backing({ ...options, keyPrefix: `${options.keyPrefix}:${run}` });
-      await withHarness(overrides, body, { limiterBacking: backing });
+      await withHarness(overrides, (h) => body(h, t), { limiterBacking: backing });
     } finally {
       await redis.close();
     }
@@ -169,7 +170,7 @@ describe("item 6: IPv6 addresses are limited by their /64 (register.ipv6Prefix)"
     assert.equal(elsewhere.status, 401, "another /64 has its own count");
   });
 
-  limiterTest("400 failed logins for carol from 40 addresses of one /64 cost ten Argon2 verifies, and her own login stays quick", PROXIED, async (h) => {
+  limiterTest("400 failed logins for carol from 40 addresses of one /64 cost ten Argon2 verifies, and her own login stays quick", PROXIED, async (h, t) => {
     await account(h, "carol");
     const before = argon2Runs();
     const statuses: number[] = [];
@@ -182,6 +183,7 @@ describe("item 6: IPv6 addresses are limited by their /64 (register.ipv6Prefix)"
     const started = performance.now();
     const ok = await loginFrom(h, "2001:db8:8::1", "carol", PASSWORD);
     const ms = performance.now() - started;
+    t.diagnostic(`her login after the 400 took ${ms.toFixed(0)} ms`);
     assert.equal(ok.status, 204);
     assert.ok(ms < 1000, `her login took ${ms.toFixed(0)} ms`);
   });
@@ -199,22 +201,27 @@ describe("item 6: the Argon2 queue is bounded", () => {
     }));
   }
 
-  test("a flood of logins gets 503 with Retry-After past the queue's capacity, and a login after it is quick", async () => {
+  test("a flood of logins gets 503 with Retry-After past the queue's capacity, and a login after it is quick", async (t) => {
     await withServiceDir(PROXIED, async ({ start }) => {
       const { service } = await start();
       const capacity = hashQueueStats().capacity;
+      // How long a full queue takes depends on how busy the machine is; that it never grows past
+      // its capacity does not.
+      let deepest = 0;
+      const sampler = setInterval(() => (deepest = Math.max(deepest, hashQueueStats().depth)), 2);
       const answers = await flood(capacity * 8, (i) =>
         fetch(`${service.url}/api/auth/login`, {
           method: "POST",
           headers: { "content-type": "application/json", "x-forwarded-for": `10.${i >> 8}.${i & 255}.1` },
           body: JSON.stringify({ name: `nobody${i}`, password: "guess" }),
         }));
+      clearInterval(sampler);
       const busy = answers.filter((a) => a.status === 503);
       assert.deepEqual([...new Set(answers.map((a) => a.status))].sort(), [401, 503], "only 401 and 503, never a 500");
       assert.ok(busy.length >= capacity, `${busy.length} of ${answers.length} were 503`);
       assert.ok(busy.every((a) => a.retryAfter === "1"), "every 503 says Retry-After: 1");
+      assert.ok(deepest > 0 && deepest <= capacity, `the queue held at most ${deepest} of ${capacity}`);
       const slowest = Math.max(...answers.map((a) => a.ms));
-      assert.ok(slowest < 5000, `the slowest answer took ${slowest.toFixed(0)} ms`);
 
       const after = await flood(1, () =>
         fetch(`${service.url}/api/auth/login`, {
@@ -224,6 +231,7 @@ describe("item 6: the Argon2 queue is bounded", () => {
         }));
       assert.equal(after[0]!.status, 401);
       assert.ok(after[0]!.ms < 1000, `a login after the flood took ${after[0]!.ms.toFixed(0)} ms`);
+      t.diagnostic(`${answers.length} logins, queue capacity ${capacity}: ${busy.length} answered 503; queue at most ${deepest} deep; slowest answer ${slowest.toFixed(0)} ms (slowest 503: ${Math.max(...busy.map((a) => a.ms)).toFixed(0)} ms, load ${loadavg()[0]!.toFixed(1)}); one after the flood ${after[0]!.ms.toFixed(0)} ms`);
     });
   });
 
