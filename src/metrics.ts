@@ -60,7 +60,7 @@ export class Metrics {
 
   readonly logins = new Counter({
     name: "gatehouse_logins_total",
-    help: "Login attempts by outcome: success, failed, limited",
+    help: "Login attempts by outcome: success, failed, limited, busy (Argon2 queue full)",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });

@@ -231,6 +231,8 @@ describe("item 6: the Argon2 queue is bounded", () => {
         }));
       assert.equal(after[0]!.status, 401);
       assert.ok(after[0]!.ms < 1000, `a login after the flood took ${after[0]!.ms.toFixed(0)} ms`);
+      const metrics = await (await fetch(`${service.url}/metrics`)).text();
+      assert.equal(metricSample(metrics, 'gatehouse_logins_total{outcome="busy"}'), busy.length);
       t.diagnostic(`${answers.length} logins, queue capacity ${capacity}: ${busy.length} answered 503; queue at most ${deepest} deep; slowest answer ${slowest.toFixed(0)} ms (slowest 503: ${Math.max(...busy.map((a) => a.ms)).toFixed(0)} ms, load ${loadavg()[0]!.toFixed(1)}); one after the flood ${after[0]!.ms.toFixed(0)} ms`);
     });
   });
