@@ -10,7 +10,7 @@ import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
-import { registerRouter } from "./http/register.ts";
+import { registerRouter, registerWithoutTrailingSlash } from "./http/register.ts";
 import { sendPage, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
 import { requestLogger } from "./log.ts";
@@ -55,7 +55,31 @@ const TITLES: Record<number, string> = {
   503: "Try again later",
 };
 
-function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "writeHealth">, requests: Logger) {
+export type ClientFault = "timeout" | "aborted" | "parse";
+
+/** Errors that are the client's doing (too slow, gone, not speaking HTTP): never error-level lines. */
+export function clientFaultOf(err: unknown): ClientFault | null {
+  const code = String((err as { code?: unknown } | null)?.code ?? "");
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return "timeout";
+  // A connection closed in the middle of a request: the parser reports it, but nothing was malformed.
+  if (code === "HPE_INVALID_EOF_STATE") return "aborted";
+  if (code.startsWith("HPE_")) return "parse";
+  if (["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"].includes(code)) return "aborted";
+  return null;
+}
+
+/**
+ * Counts a request the client did not finish, once: Node reports one fault both to Koa's error
+ * event and, as a body that could not be read, to the error middleware, in either order.
+ */
+function noteClientFault(deps: Pick<AppContext, "metrics">, requests: Logger, ctx: Context, fault: ClientFault, reason: string): void {
+  if (ctx.state.clientFault) return;
+  ctx.state.clientFault = fault;
+  deps.metrics.clientErrors.inc({ reason: fault });
+  requests.debug({ reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), fault, reason }, "client did not finish the request");
+}
+
+function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" | "writeHealth">, requests: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
@@ -66,6 +90,9 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "writeHeal
       if (refusal?.code === "STORAGE_FULL") deps.log.error({ reqId: ctx.state.reqId, route: routeOf(ctx) }, "store is full");
       if (!refusal) {
         deps.log.error({ reqId: ctx.state.reqId, err: err instanceof Error ? err.stack : String(err) }, "unexpected error");
+      } else if (refusal.code === "REQUEST_INCOMPLETE") {
+        // The socket keeps why it ended (a request timeout, a reset); a plain close leaves nothing.
+        noteClientFault(deps, requests, ctx, clientFaultOf(ctx.req.socket.errored) ?? "aborted", refusal.message);
       } else {
         // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
         requests.info(
@@ -132,12 +159,45 @@ function requestLog(deps: Pick<AppContext, "config" | "metrics">, requests: Logg
   };
 }
 
+/** The last of a comma-separated header's values: the one the nearest proxy added. */
+function lastForwarded(value: string): string {
+  const values = value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+  return values[values.length - 1] ?? "";
+}
+
+/**
+ * With trustProxy, Koa takes the first X-Forwarded-Proto and X-Forwarded-Host value, which the
+ * client may have written itself; the last is the one our proxy added. (X-Forwarded-For is
+ * already read from the end: maxIpsCount 1.)
+ */
+function trustLastHop(app: Koa): void {
+  const koaRequest = Object.getPrototypeOf(app.request) as object;
+  const koaHost = Object.getOwnPropertyDescriptor(koaRequest, "host")!.get!;
+  Object.defineProperties(app.request, {
+    protocol: {
+      get(this: Koa.Request): string {
+        if ((this.socket as { encrypted?: boolean }).encrypted) return "https";
+        const forwarded = this.app.proxy ? lastForwarded(this.get("X-Forwarded-Proto")).toLowerCase() : "";
+        return forwarded || "http";
+      },
+    },
+    host: {
+      get(this: Koa.Request): string {
+        const forwarded = this.app.proxy ? lastForwarded(this.get("X-Forwarded-Host")) : "";
+        return forwarded || (koaHost.call(this) as string);
+      },
+    },
+  });
+}
+
 export function createApp(ctx: AppContext): Koa {
   const app = new Koa({ proxy: ctx.config.trustProxy, maxIpsCount: 1 });
   app.silent = true;
+  trustLastHop(app);
   const requests = requestLogger(ctx.log);
   app.use(requestLog(ctx, requests));
   app.use(errorMiddleware(ctx, requests));
+  app.use(registerWithoutTrailingSlash(ctx.config.register.basePath));
   const routers = [
     registerRouter(ctx),
     verifyRouter(ctx),
@@ -148,12 +208,12 @@ export function createApp(ctx: AppContext): Koa {
   ];
   app.use(methodFallback(routers));
   for (const router of routers) app.use(router.routes());
-  // What reaches Koa's own handler is a broken connection or a request Node could not parse: the
-  // client's fault, so it must not be able to fill the error log with them.
-  app.on("error", (err: unknown) => {
-    const code = String((err as { code?: unknown }).code ?? "");
-    const clientFault = code.startsWith("HPE_") || code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED";
-    if (clientFault) ctx.log.debug({ code, reason: String(err) }, "client connection error");
+  // What reaches Koa's own handler is mostly a client that was too slow, went away or sent what
+  // Node could not parse: its fault, so it must not be able to fill the error log with them.
+  app.on("error", (err: unknown, koaCtx?: Context) => {
+    const fault = clientFaultOf(err);
+    if (fault && koaCtx) noteClientFault(ctx, requests, koaCtx, fault, String(err));
+    else if (fault) ctx.log.debug({ fault, reason: String(err) }, "client connection error");
     else ctx.log.error({ err: String(err) }, "koa error");
   });
   return app;

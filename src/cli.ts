@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ConfigError, environmentOverrides, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
+import { ConfigError, configWarnings, environmentOverrides, loadConfig, readEnvironment, resolveConfigPath, type Config } from "./config.ts";
 import { systemClock } from "./context.ts";
 import { compileRules, explainFilters } from "./domain/filters.ts";
 import { createInvite, inviteState, listInvites, revokeInvite } from "./domain/invites.ts";
@@ -86,6 +86,7 @@ function buildProgram(io: Io, onServe: (file: string | undefined, workers: numbe
       for (const { variable, path: key } of environmentOverrides().overrides) {
         io.out(`${key.join(".")}: from ${variable}`);
       }
+      for (const warning of configWarnings(config)) io.err(`warning: ${warning}`);
     });
 
   const users = program.command("users").description("accounts");

@@ -27,6 +27,7 @@ export interface Config {
     pendingTtlSeconds: number;
     sendMail: boolean;
     blockDisposable: boolean;
+    ipv6Prefix: number;
   };
   mail: { from: string; transport: MailTransportOption };
   invites: { ttlSeconds: number; apiPath: string };
@@ -72,6 +73,8 @@ export const CONFIG_SCHEMA = {
         pendingTtlSeconds: { type: "integer", minimum: 1, default: 86400 },
         sendMail: { type: "boolean", default: true },
         blockDisposable: { type: "boolean", default: false },
+        // One subscriber usually holds a whole /64 (often a /56 or /48): rate limits count by network, not by address.
+        ipv6Prefix: { type: "integer", minimum: 32, maximum: 128, default: 64 },
       },
     },
     mail: {
@@ -411,6 +414,32 @@ export function readEnvironment(): { logLevel: string; workerRole: "sender" | "w
     // Set by `serve --workers N` for the processes it forks; one of them sends the outbox.
     workerRole: role === "sender" || role === "web" ? role : null,
   };
+}
+
+/** Shorter auth tokens are accepted (sites bring their Prosody token) but warned about. */
+export const MIN_AUTH_TOKEN_LENGTH = 32;
+
+function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  const ip = ipaddr.isValid(host) ? ipaddr.process(host) : null;
+  return ip?.range() === "loopback";
+}
+
+/**
+ * What a valid config may still get wrong: logged at start-up and on reload, printed by
+ * `check-config`. Never quotes a secret, only says where it is.
+ */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  config.register.authTokens.forEach((token, i) => {
+    if (token.length < MIN_AUTH_TOKEN_LENGTH) {
+      warnings.push(`register.authTokens[${i}] is only ${token.length} characters: anyone who can guess it can register accounts; use at least ${MIN_AUTH_TOKEN_LENGTH} random characters`);
+    }
+  });
+  if (config.metrics.enabled && !config.metrics.listen && !isLoopback(config.listen.host)) {
+    warnings.push(`/metrics is served on the public listener (${config.listen.host}), where anyone can read it, API key ids included: set metrics.listen to a private address, or metrics.enabled to false`);
+  }
+  return warnings;
 }
 
 /** Keys whose change only takes effect after a restart. */

@@ -26,12 +26,15 @@ export type ErrorCode =
   | "LOGIN_FAILED"
   | "UNAUTHENTICATED"
   | "CROSS_SITE_REQUEST"
-  | "STORAGE_FULL";
+  | "STORAGE_FULL"
+  | "REQUEST_INCOMPLETE"
+  | "SERVER_BUSY";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
     case "MALFORMED_REQUEST":
     case "PASSWORD_TOO_SHORT":
+    case "REQUEST_INCOMPLETE":
       return 400;
     case "AUTH_TOKEN_INVALID":
     case "USERNAME_PENDING":
@@ -68,6 +71,7 @@ export function statusOf(code: ErrorCode): number {
       return 429;
     case "THROTTLED":
     case "STORAGE_FULL":
+    case "SERVER_BUSY":
       return 503;
   }
 }

@@ -6,7 +6,7 @@ import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
-import { loadConfig, restartOnlyChanges, type Config, type Environment } from "./config.ts";
+import { configWarnings, loadConfig, restartOnlyChanges, type Config, type Environment } from "./config.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
 import type { LimiterBacking } from "./domain/limiter.ts";
 import { createRedisBacking, type RedisBacking } from "./limiter-backing.ts";
@@ -30,6 +30,8 @@ export interface ServeOptions {
   limiterBacking?: LimiterBacking;
   /** Where GATEHOUSE__… overrides come from (default: the process environment). */
   environment?: Environment;
+  /** How long a client may take to send a whole request (default 30 s); tests shorten it. */
+  requestTimeoutMs?: number;
 }
 
 export interface RunningService {
@@ -45,6 +47,8 @@ export interface RunningService {
 }
 
 const SWEEP_MS = 60_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 20_000;
 
 function addressUrl(server: Server): string {
   const address = server.address() as AddressInfo;
@@ -67,6 +71,10 @@ export function serveMetrics(listen: { host: string; port: number }, render: () 
   return server.listen(listen.port, listen.host);
 }
 
+function logWarnings(log: Logger, config: Config): void {
+  for (const warning of configWarnings(config)) log.warn({ warning }, `config warning: ${warning}`);
+}
+
 function fingerprint(file: string): string | null {
   try {
     return createHash("sha256").update(readFileSync(file)).digest("hex");
@@ -79,6 +87,7 @@ function fingerprint(file: string): string | null {
 export async function startService(options: ServeOptions): Promise<RunningService> {
   const { configPath, log } = options;
   const config = loadConfig(configPath, options.environment);
+  logWarnings(log, config);
   const store = await openStore(config.storage, { warn: (message) => log.warn({ reason: message }, "store file permissions tightened") });
   const redis: RedisBacking | null = config.redis ? createRedisBacking(config.redis, log) : null;
   const limiterBacking = redis?.backing ?? options.limiterBacking;
@@ -140,6 +149,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     loaded = current;
     if (restart.length > 0) log.warn({ keys: restart }, "config changes that need a restart to take effect");
     log.info({ file: configPath }, "config reloaded");
+    logWarnings(log, next);
     return true;
   };
 
@@ -179,7 +189,14 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   };
 
   const app = createApp(ctx);
-  const server = app.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
+  // Slow clients cannot hold a connection open forever with a trickle of body bytes. Node checks
+  // the timeout every connectionsCheckingInterval (30 s by default, which let a 30 s limit run to 60).
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const server = createServer(
+    { requestTimeout, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout), connectionsCheckingInterval: Math.min(1000, requestTimeout) },
+    app.callback(),
+  );
+  server.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
   // Metrics may get a listener of their own, e.g. on an address only the monitoring network reaches.
   if (options.clusterWorker) {
     // prom-client answers the primary's metrics requests once an AggregatorRegistry exists in the worker.
@@ -205,9 +222,6 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     await stopBackground();
     throw err;
   }
-  // Slow clients cannot hold a connection open forever with a trickle of body bytes.
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 20_000;
   const url = addressUrl(server);
   log.info({ url, storage: store.kind, transport: ctx.mailer.description }, "gatehouse listening");
 

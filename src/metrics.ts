@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { hashQueueStats } from "./domain/passwords.ts";
 import type { InviteRecord, Store } from "./store/store.ts";
 
 /**
@@ -59,7 +60,7 @@ export class Metrics {
 
   readonly logins = new Counter({
     name: "gatehouse_logins_total",
-    help: "Login attempts by outcome: success, failed, limited",
+    help: "Login attempts by outcome: success, failed, limited, busy (Argon2 queue full)",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
@@ -71,7 +72,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly clientErrors = new Counter({
+    name: "gatehouse_client_errors_total",
+    help: "Requests the client did not finish: timeout (a body too slow), aborted, parse (not HTTP)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(store: Pick<Store, "outboxDepth">) {
+    new Gauge({
+      name: "gatehouse_password_hash_queue",
+      help: "Argon2 hashes and verifications queued or running; at its capacity new ones are answered 503",
+      registers: [this.registry],
+      collect() {
+        this.set(hashQueueStats().depth);
+      },
+    });
     new Gauge({
       name: "gatehouse_outbox_depth",
       help: "Outbox items (mails and events) waiting to be delivered",

@@ -70,6 +70,7 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
     pendingTtlSeconds: 86400,
     sendMail: true,
     blockDisposable: false,
+    ipv6Prefix: 64,
   });
   assert.deepEqual(config.metrics, { enabled: true });
   assert.equal(config.mail.transport, "dir:./data/mail");
@@ -329,6 +330,24 @@ test("loadConfig reads the process environment; check-config says which keys cam
   }
 });
 
+// --- warnings about a valid but risky config ------------------------------------------------
+
+const SHORT_TOKEN = "prosody-token";
+
+test("check-config warns about an auth token shorter than 32 characters without printing it, and still accepts it", async () => {
+  const cfg = createConfigDir({ register: { authTokens: [AUTH_TOKEN, SHORT_TOKEN] } });
+  try {
+    const cli = captureIo();
+    assert.equal(await runCli(["check-config", "--config", cfg.configPath], cli.io), 0);
+    assert.deepEqual(cli.out, [`config ok: ${cfg.configPath}`]);
+    assert.equal(cli.err.length, 1, cli.err.join("\n"));
+    assert.match(cli.err[0]!, /^warning: register\.authTokens\[1\] is only 13 characters/);
+    assert.ok(!cli.err[0]!.includes(SHORT_TOKEN), "the token itself is not printed");
+  } finally {
+    cfg.remove();
+  }
+});
+
 test("an environment override stays in force across a reload of the file", () =>
   withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start({ environment: { GATEHOUSE__REGISTER__AUTH_TOKENS: '["env-token"]' } });
@@ -339,6 +358,47 @@ test("an environment override stays in force across a reload of the file", () =>
     assert.equal(await register(svc, { auth_token: "env-token" }), 200);
     assert.equal(await register(svc, { auth_token: AUTH_TOKEN }), 401);
   }));
+
+test("a short auth token is warned about at start-up and on reload, and registrations with it are accepted", () =>
+  withServiceDir({ register: { authTokens: [SHORT_TOKEN] } }, async ({ cfg, start }) => {
+    const svc = await start();
+    const warnings = () => svc.logs.lines.filter((l) => l["level"] === 40 && String(l["msg"]).startsWith("config warning: register.authTokens[0]"));
+    assert.equal(warnings().length, 1, svc.logs.text());
+    assert.equal(await register(svc, { auth_token: SHORT_TOKEN }), 200);
+    cfg.replace(editConfig(cfg.raw, (c) => (c.register.filteredMails = [".*@banned\\.test"])));
+    await waitForLog(svc, "config reloaded", 1);
+    assert.equal(warnings().length, 2, "warned again on reload");
+    assert.ok(!svc.logs.text().includes(SHORT_TOKEN), "the token itself is never logged");
+  }));
+
+test("check-config and start-up warn when /metrics is on a non-loopback listener", async () => {
+  const cases: [Record<string, unknown>, boolean][] = [
+    [{ listen: { host: "0.0.0.0", port: 0 } }, true],
+    [{ listen: { host: "::", port: 0 } }, true],
+    [{ listen: { host: "203.0.113.5", port: 0 } }, true],
+    [{ listen: { host: "127.0.0.1", port: 0 } }, false],
+    [{ listen: { host: "::1", port: 0 } }, false],
+    [{ listen: { host: "localhost", port: 0 } }, false],
+    [{ listen: { host: "0.0.0.0", port: 0 }, metrics: { listen: { host: "127.0.0.1", port: 0 } } }, false],
+    [{ listen: { host: "0.0.0.0", port: 0 }, metrics: { enabled: false } }, false],
+  ];
+  for (const [overrides, warned] of cases) {
+    const cfg = createConfigDir(overrides);
+    try {
+      const cli = captureIo();
+      assert.equal(await runCli(["check-config", "--config", cfg.configPath], cli.io), 0);
+      const said = cli.err.some((line) => /^warning: \/metrics is served on the public listener/.test(line));
+      assert.equal(said, warned, `${JSON.stringify(overrides)}: ${cli.err.join("\n")}`);
+    } finally {
+      cfg.remove();
+    }
+  }
+  await withServiceDir({ listen: { host: "0.0.0.0", port: 0 } }, async ({ start }) => {
+    // Listens on loopback for the test; the warning is about what the config file asks for.
+    const svc = await start({ listen: { host: "127.0.0.1", port: 0 } });
+    assert.equal(countLogs(svc.logs, "config warning: /metrics is served on the public listener"), 1, svc.logs.text());
+  });
+});
 
 // --- hot reload ------------------------------------------------------------------------------
 

@@ -693,7 +693,7 @@ describe("logins and sessions", () => {
     });
   });
 
-  test(`after ${LOGIN_FAILURE_POINTS} failed logins the next is answered 429, even with the right password`, async () => {
+  test(`after ${LOGIN_FAILURE_POINTS} failed logins for a name from one address, its next login there is answered 429, even with the right password`, async () => {
     await withHarness({}, async (h) => {
       await invitedAccount(h, "dave");
       for (let i = 0; i < LOGIN_FAILURE_POINTS; i++) {

@@ -434,12 +434,14 @@ function request(h: Harness, method: string, path: string): supertest.Test {
   return (h.http as unknown as Record<string, (p: string) => supertest.Test>)[method]!(path);
 }
 
-test("every method but POST on {basePath} is refused with 405 and Allow: POST", async () => {
+test("every method but POST on {basePath}, with or without its trailing slash, is refused with 405 and Allow: POST", async () => {
   await withSeeded(async ({ h, expectRefusal }) => {
-    for (const method of WRONG_METHODS) {
-      const res = await request(h, method, BASE).set("Content-Type", "application/encoded").send(method === "get" || method === "head" ? undefined : encode(registration()));
-      await expectRefusal(res, 405, `${method} ${BASE}`);
-      assert.equal(res.headers["allow"], "POST", method);
+    for (const path of [BASE, BASE.slice(0, -1)]) {
+      for (const method of WRONG_METHODS) {
+        const res = await request(h, method, path).set("Content-Type", "application/encoded").send(method === "get" || method === "head" ? undefined : encode(registration()));
+        await expectRefusal(res, 405, `${method} ${path}`);
+        assert.equal(res.headers["allow"], "POST", method);
+      }
     }
   });
 });
@@ -466,7 +468,7 @@ test("unknown paths are answered 404", async () => {
     const paths = [
       "/",
       "/nope",
-      "/register_account",
+      "/register_accoun",
       "/register_account/x",
       "/register_account/verify",
       "/register_account/verify/a/b",

@@ -1,13 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AUTH_TOKEN, createHarness, postRegistration, registration } from "./helpers/harness.ts";
+import { AUTH_TOKEN, createHarness, metricSample as sample, postRegistration, registration } from "./helpers/harness.ts";
 import { createConfigDir, startTestService } from "./helpers/service.ts";
-
-/** The value of one sample line, e.g. `gatehouse_registrations_total{outcome="accepted"}`. */
-function sample(text: string, series: string): number | null {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : null;
-}
 
 test("/metrics counts requests, registrations by outcome, verifications, invites and logins", async () => {
   const h = await createHarness({ register: { secure: false, authTokens: [AUTH_TOKEN], blacklist: ["192.0.2.0/24"] } });

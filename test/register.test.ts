@@ -366,6 +366,30 @@ test("a refused request is logged with its reason and the end-user ip, never wit
   });
 });
 
+// The path, as Prosody serves it.
+
+test("POST {basePath} without its trailing slash registers too, as Prosody serves it", async () => {
+  await withHarness({}, async (h) => {
+    const res = await h.http.post(BASE.slice(0, -1)).set("Content-Type", "application/encoded").send(encode(registration({ username: "noslash" })));
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.text, TOKEN_SHAPE);
+    assert.deepEqual((await storeSnapshot(h)).pending.map((p) => p.username), ["noslash"]);
+  });
+});
+
+test("a custom register.basePath is served with and without its trailing slash", async () => {
+  await withHarness({ register: { basePath: "/signup/", secure: false, authTokens: [AUTH_TOKEN] } }, async (h) => {
+    for (const path of ["/signup/", "/signup"]) {
+      const res = await h.http.post(path).set("Content-Type", "application/encoded").send(encode(registration()));
+      assert.equal(res.status, 200, `${path}: ${res.text}`);
+    }
+    assert.equal((await h.http.post(BASE).send(encode(registration()))).status, 404, "the default path is not served");
+    const get = await h.http.get("/signup");
+    assert.equal(get.status, 405);
+    assert.equal(get.headers["allow"], "POST");
+  });
+});
+
 // Row 2 and trustProxy.
 
 test("register.secure accepts X-Forwarded-Proto: https when trustProxy is true", async () => {

@@ -33,6 +33,18 @@ export function parseIp(text: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
   }
 }
 
+/**
+ * The key an address is rate-limited under: IPv4 as it is, IPv6 by its network of `ipv6Prefix`
+ * bits, because one subscriber gets a whole /64 (or more) and can step through it at will.
+ * Text that is not an address (a socket already gone) is its own key.
+ */
+export function addressKey(address: string | ipaddr.IPv4 | ipaddr.IPv6, ipv6Prefix: number): string {
+  const ip = typeof address === "string" ? parseIp(address) : address;
+  if (!ip) return String(address);
+  if (ip.kind() === "ipv4") return ip.toString();
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/${ipv6Prefix}`).toString()}/${ipv6Prefix}`;
+}
+
 function toRange(entry: string): Range {
   if (entry.includes("/")) {
     const [addr, bits] = ipaddr.parseCIDR(entry);

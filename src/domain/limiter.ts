@@ -11,6 +11,8 @@ export interface Limiter {
   giveBack(key: string): Promise<void>;
   /** Milliseconds until the key may try again, or null; takes nothing. */
   blockedFor(key: string): Promise<number | null>;
+  /** Drops everything counted for the key. */
+  forget(key: string): Promise<void>;
 }
 
 export class FlexibleLimiter implements Limiter {
@@ -35,23 +37,38 @@ export class FlexibleLimiter implements Limiter {
     if (res && res.consumedPoints >= this.backing.points) return Math.max(res.msBeforeNext, 1);
     return null;
   }
+
+  async forget(key: string): Promise<void> {
+    await this.backing.delete(key);
+  }
 }
 
 /** Bad auth_token attempts allowed per peer address and window before it is answered 429. */
 export const AUTH_FAILURE_POINTS = 10;
 export const AUTH_FAILURE_WINDOW_SECONDS = 60;
 
-/** Failed logins allowed per client address, and per account name, in a window. */
+/**
+ * Failed logins allowed per (client address, name) in a window: guessing one account's password
+ * from one place. Nothing is counted per name alone, so nobody elsewhere can lock an account.
+ */
 export const LOGIN_FAILURE_POINTS = 10;
+/**
+ * Failed logins allowed per client address, whatever the names: password spraying. High enough
+ * that the people behind one shared address (a NAT) do not reach it by mistyping.
+ */
+export const LOGIN_ADDRESS_FAILURE_POINTS = 50;
 export const LOGIN_FAILURE_WINDOW_SECONDS = 600;
 
+/** Every key that is an address is one made by addressKey() (IPv6 by network). */
 export interface Limiters {
-  /** One registration per end-user IP per `throttleSeconds`; null when throttling is off. */
+  /** One registration per end-user address per `throttleSeconds`; null when throttling is off. */
   throttle: Limiter | null;
   /** Bad auth_token attempts per peer address. */
   authFailures: Limiter;
-  /** Failed logins, keyed "ip:ADDRESS" and "name:USERNAME". */
-  loginFailures: Limiter;
+  /** Failed logins per "ADDRESS|USERNAME". */
+  loginPairFailures: Limiter;
+  /** Failed logins per address. */
+  loginAddressFailures: Limiter;
 }
 
 /** What a limiter counts in: one process's memory, the cluster primary's, or Redis. */
@@ -72,8 +89,11 @@ export function createLimiters(throttleSeconds: number, backing: LimiterBacking 
     authFailures: new FlexibleLimiter(
       backing({ keyPrefix: "gh:auth", points: AUTH_FAILURE_POINTS, duration: AUTH_FAILURE_WINDOW_SECONDS }),
     ),
-    loginFailures: new FlexibleLimiter(
-      backing({ keyPrefix: "gh:login", points: LOGIN_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
+    loginPairFailures: new FlexibleLimiter(
+      backing({ keyPrefix: "gh:login:pair", points: LOGIN_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
+    ),
+    loginAddressFailures: new FlexibleLimiter(
+      backing({ keyPrefix: "gh:login:addr", points: LOGIN_ADDRESS_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
     ),
   };
 }

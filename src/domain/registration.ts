@@ -1,7 +1,7 @@
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { queueMail } from "../mail/outbox.ts";
-import { findDisposableBlock, findMailFilter, findRange, parseIp } from "./filters.ts";
+import { addressKey, findDisposableBlock, findMailFilter, findRange, parseIp } from "./filters.ts";
 import { hashPassword, passwordLength } from "./passwords.ts";
 import type { CanonicalMail } from "./mail-address.ts";
 import { createToken, hashMail, hashToken, matchesAnySecret } from "./secrets.ts";
@@ -82,12 +82,13 @@ export function checkPassword(deps: Pick<AppContext, "config">, password: string
 export async function registerPending(deps: RegisterDeps, input: RegistrationRequest, peer: string): Promise<PendingRegistration> {
   const { config, rules, store, limiters, clock } = deps;
 
-  const blockedFor = await limiters.authFailures.blockedFor(peer);
-  if (blockedFor !== null) {
-    throw new AppError("TOO_MANY_ATTEMPTS", "too many bad auth tokens from this address", { retryAfter: Math.ceil(blockedFor / 1000) });
-  }
+  // A right token always goes through: whoever shares the website's address (a NAT, a proxy
+  // with trustProxy off) can only get their own wrong tokens answered 429.
   if (!matchesAnySecret(input.auth_token, rules.authTokenDigests)) {
-    await limiters.authFailures.take(peer);
+    const wait = await limiters.authFailures.take(addressKey(peer, config.register.ipv6Prefix));
+    if (wait !== null) {
+      throw new AppError("TOO_MANY_ATTEMPTS", "too many bad auth tokens from this address", { retryAfter: Math.ceil(wait / 1000) });
+    }
     throw new AppError("AUTH_TOKEN_INVALID", "auth_token is not valid");
   }
 
@@ -110,7 +111,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
   const held = await findNameHolder(deps, username, skeleton, now);
   if (held) throw nameHeldError(held, "USERNAME_PENDING");
 
-  const throttleKey = ip.toString();
+  const throttleKey = addressKey(ip, config.register.ipv6Prefix);
   const throttled = config.register.throttleSeconds > 0 && limiters.throttle !== null && !findRange(ip, rules.whitelist);
   if (throttled) {
     const wait = await limiters.throttle!.take(throttleKey);
@@ -142,7 +143,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
         ]
       : [];
     const result = await store.insertPending(
-      { username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: throttleKey, createdAt: now, expiresAt },
+      { username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt },
       outbox,
     );
     if (!result.ok) {

@@ -1,5 +1,6 @@
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
+import { addressKey } from "./filters.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
 import { createToken, hashToken } from "./secrets.ts";
 import { prepareUsername } from "./username.ts";
@@ -41,27 +42,39 @@ export async function endSession(deps: SessionDeps, token: string | undefined): 
 let dummyHash: Promise<string> | null = null;
 /** A real Argon2 hash to verify against when the name is unknown, so both answers take as long. */
 function hashForUnknownNames(): Promise<string> {
-  dummyHash ??= hashPassword("gatehouse: no such account");
+  // A hash refused while the queue was full must not be remembered as the answer.
+  dummyHash ??= hashPassword("gatehouse: no such account").catch((err: unknown) => {
+    dummyHash = null;
+    throw err;
+  });
   return dummyHash;
 }
 
-export type LoginDeps = SessionDeps & Pick<AppContext, "limiters" | "log">;
+export type LoginDeps = SessionDeps & Pick<AppContext, "config" | "limiters" | "log">;
 
-/** Name and password to a session; the same 401 whether the name exists or not, and failures are limited. */
+/**
+ * Name and password to a session; the same 401 whether the name exists or not. Failures count
+ * per (address, name) and per address, never per name alone: what happens at other addresses
+ * cannot refuse a right password. A blocked key is refused before any Argon2 work.
+ */
 export async function login(deps: LoginDeps, name: string, password: string, peer: string): Promise<Session> {
+  const { loginPairFailures, loginAddressFailures } = deps.limiters;
   const prepared = prepareUsername(name);
   const username = prepared.ok ? prepared.username : "";
-  const keys = [`ip:${peer}`, ...(username ? [`name:${username}`] : [])];
-  for (const key of keys) {
-    const wait = await deps.limiters.loginFailures.blockedFor(key);
-    if (wait !== null) throw new AppError("TOO_MANY_ATTEMPTS", "too many failed logins; try again later", { retryAfter: Math.ceil(wait / 1000) });
-  }
+  const address = addressKey(peer, deps.config.register.ipv6Prefix);
+  // A name that cannot be prepared has no account to protect: the address alone counts it.
+  const pair = username ? `${address}|${username}` : null;
+  const wait = (await loginAddressFailures.blockedFor(address)) ?? (pair ? await loginPairFailures.blockedFor(pair) : null);
+  if (wait !== null) throw new AppError("TOO_MANY_ATTEMPTS", "too many failed logins; try again later", { retryAfter: Math.ceil(wait / 1000) });
+
   const account = username ? await deps.store.findLogin(username) : null;
   const ok = await verifyPassword(account?.passwordHash ?? (await hashForUnknownNames()), password);
   if (!account || !ok) {
-    for (const key of keys) await deps.limiters.loginFailures.take(key);
+    await loginAddressFailures.take(address);
+    if (pair) await loginPairFailures.take(pair);
     throw new AppError("LOGIN_FAILED", "name or password is wrong");
   }
+  if (pair) await loginPairFailures.forget(pair);
   deps.log.info({ event: "login", username: account.username, userId: account.id }, "login");
   return createSession(deps, account);
 }

@@ -90,8 +90,8 @@ export function apiRouter(deps: ApiDeps): Router {
   router.post("/auth/login", async (ctx) => {
     const body = await readJsonObject(ctx);
     const session = await login(deps, stringField(body, "name"), stringField(body, "password"), ctx.ip).catch((err: unknown) => {
-      const limited = err instanceof AppError && err.code === "TOO_MANY_ATTEMPTS";
-      deps.metrics.logins.inc({ outcome: limited ? "limited" : "failed" });
+      const code = err instanceof AppError ? err.code : null;
+      deps.metrics.logins.inc({ outcome: code === "TOO_MANY_ATTEMPTS" ? "limited" : code === "SERVER_BUSY" ? "busy" : "failed" });
       throw err;
     });
     deps.metrics.logins.inc({ outcome: "success" });

@@ -19,7 +19,9 @@ export async function readBody(ctx: Context, limit = BODY_LIMIT): Promise<Buffer
   } catch (err) {
     const type = (err as { type?: string }).type;
     if (type === "entity.too.large") throw new AppError("BODY_TOO_LARGE", `body is larger than ${limit} bytes`);
-    throw new AppError("MALFORMED_REQUEST", "the request body could not be read");
+    if (type === "request.size.invalid") throw new AppError("MALFORMED_REQUEST", "the body is not as long as Content-Length says");
+    // The client went away or was cut off (too slow): nobody is left to read an answer.
+    throw new AppError("REQUEST_INCOMPLETE", "the request body could not be read");
   }
 }
 

@@ -1,9 +1,21 @@
 import Router from "@koa/router";
-import type { Context } from "koa";
+import type { Context, Middleware } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { registerPending, type RegisterDeps } from "../domain/registration.ts";
 import { decodeRegistration, readBody } from "./body.ts";
+
+/**
+ * Prosody serves the servlet with and without its trailing slash (DESIGN §3): the bare path is
+ * routed as the registration route itself, so it answers, logs and counts the same.
+ */
+export function registerWithoutTrailingSlash(basePath: string): Middleware {
+  const bare = basePath.replace(/\/$/, "");
+  return async (ctx, next) => {
+    if (bare !== "" && ctx.path === bare) ctx.path = basePath;
+    await next();
+  };
+}
 
 /** mod_register_json's servlet: POST {basePath} with a base64-encoded JSON registration. */
 export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config" | "metrics">): Router {

@@ -7,12 +7,12 @@ import type Koa from "koa";
 import supertest from "supertest";
 import { createApp } from "../../src/app.ts";
 import { parseConfig, type Config } from "../../src/config.ts";
-import { createContext, type AppContext, type Clock } from "../../src/context.ts";
+import { createContext, type AppContext, type Clock, type ContextOptions } from "../../src/context.ts";
 import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
 
-export const AUTH_TOKEN = "test-auth-token-0123456789";
+export const AUTH_TOKEN = "test-auth-token-0123456789-abcdefghij";
 
 /** A clock the test moves by hand. */
 export class FakeClock implements Clock {
@@ -79,7 +79,7 @@ export interface Harness {
 }
 
 /** A real app on a real SQLite file in a temporary directory; only the clock is fake. */
-export async function createHarness(overrides: DeepPartial<Config> = {}): Promise<Harness> {
+export async function createHarness(overrides: DeepPartial<Config> = {}, options: Pick<ContextOptions, "limiterBacking"> = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-test-"));
   const raw = testConfig(dir, overrides);
   const configPath = join(dir, "config.json");
@@ -88,7 +88,7 @@ export async function createHarness(overrides: DeepPartial<Config> = {}): Promis
   const store = await openStore(config.storage);
   const logs = new LogCapture();
   const clock = new FakeClock();
-  const ctx = await createContext(config, store, { log: createLogger("debug", logs), clock });
+  const ctx = await createContext(config, store, { log: createLogger("debug", logs), clock, ...options });
   const outbox = new OutboxSender(ctx);
   const app = createApp(ctx);
   return {
@@ -160,13 +160,23 @@ export async function registerAndVerify(h: Pick<Harness, "http" | "config">, fie
 }
 
 /** Runs `body` on a fresh harness and closes it however `body` ends. */
-export async function withHarness(overrides: Parameters<typeof createHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await createHarness(overrides);
+export async function withHarness(
+  overrides: Parameters<typeof createHarness>[0],
+  body: (h: Harness) => Promise<void>,
+  options: Parameters<typeof createHarness>[1] = {},
+): Promise<void> {
+  const h = await createHarness(overrides, options);
   try {
     await body(h);
   } finally {
     await h.close();
   }
+}
+
+/** The value of one sample line of /metrics, e.g. `gatehouse_registrations_total{outcome="accepted"}`. */
+export function metricSample(text: string, series: string): number | null {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : null;
 }
 
 export interface StoreSnapshot {
