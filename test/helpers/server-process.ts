@@ -105,11 +105,11 @@ export function acceptsConnections(port: number): Promise<boolean> {
   });
 }
 
-/** Why a test that needs these programs cannot run here, or undefined when they are all installed. */
+/** Why a test that needs these files (programs, modules) cannot run here, or undefined when they are all installed. */
 export function missingPrograms(programs: string[], packages: string): string | undefined {
   const missing = programs.filter((p) => {
     try {
-      accessSync(p, constants.X_OK);
+      accessSync(p, constants.R_OK);
       return false;
     } catch {
       return true;
