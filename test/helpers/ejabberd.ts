@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acceptsConnections, missingPrograms, removeDir, ServerProcess } from "./server-process.ts";
+import { acceptsConnections, launch, missingPrograms, ServerProcess, type AccountServer } from "./server-process.ts";
 import { freePort } from "./service.ts";
 
 const EJABBERDCTL = "/usr/sbin/ejabberdctl";
@@ -9,7 +9,7 @@ const EJABBERDCTL = "/usr/sbin/ejabberdctl";
 /** Why ejabberd tests cannot run here, or undefined. */
 export const ejabberdMissing = missingPrograms([EJABBERDCTL, "/usr/bin/erl"], "ejabberd");
 
-export interface EjabberdServer {
+export interface EjabberdServer extends AccountServer {
   domain: string;
   /** mod_http_api, open to loopback without credentials through an api_permissions rule. */
   apiUrl: string;
@@ -18,15 +18,6 @@ export interface EjabberdServer {
   c2sPort: number;
   /** An admin (acl admin: mod_configure's XEP-0133 commands) made through the API at start. */
   admin: { jid: string; password: string };
-  /** Milliseconds from spawning to the API answering, for the last start. */
-  readyMs: number;
-  dir: string;
-  log(): string;
-  /** Stops the node, keeping its Mnesia spool, so that start() brings the same accounts back. */
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  /** Stops it and removes its directory. */
-  close(): Promise<void>;
 }
 
 /**
@@ -72,45 +63,23 @@ export async function startEjabberd(): Promise<EjabberdServer> {
     { env: { HOME: join(dir, "home") }, logFiles: [join(dir, "logs", "error.log")] },
   );
   const apiUrl = `http://127.0.0.1:${apiPort}/api`;
-  const start = async (): Promise<number> =>
-    server.start(async () => {
-      if (!(await acceptsConnections(c2sPort))) return false;
-      const res = await fetch(`${apiUrl}/check_account`, {
-        method: "POST",
-        body: JSON.stringify({ user: "admin", host: domain }),
-      }).catch(() => undefined);
-      return res?.status === 200;
-    }, 30_000);
-  const handle: EjabberdServer = {
-    domain,
-    apiUrl,
-    authApiUrl: `http://127.0.0.1:${authApiPort}/api`,
-    c2sPort,
-    admin,
-    readyMs: 0,
-    dir,
-    log: () => server.log(),
-    stop: () => server.stop(),
-    async start() {
-      handle.readyMs = await start();
-    },
-    async close() {
-      await server.stop();
-      removeDir(dir);
-    },
+  // Ready when the client port accepts and the API answers (Mnesia is up).
+  const ready = async () => {
+    if (!(await acceptsConnections(c2sPort))) return false;
+    const res = await fetch(`${apiUrl}/check_account`, {
+      method: "POST",
+      body: JSON.stringify({ user: "admin", host: domain }),
+    }).catch(() => undefined);
+    return res?.status === 200;
   };
-  try {
-    await handle.start();
+  const extra = { domain, apiUrl, authApiUrl: `http://127.0.0.1:${authApiPort}/api`, c2sPort, admin };
+  return launch(server, dir, ready, extra, async () => {
     const res = await fetch(`${apiUrl}/register`, {
       method: "POST",
       body: JSON.stringify({ user: "admin", host: domain, password: admin.password }),
     });
     if (res.status !== 200) throw new Error(`could not make the ejabberd admin: ${res.status} ${await res.text()}`);
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
-  return handle;
+  });
 }
 
 function ejabberdConfig(p: { domain: string; c2sPort: number; apiPort: number; authApiPort: number }): string {

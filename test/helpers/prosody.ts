@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acceptsConnections, missingPrograms, removeDir, runChecked, ServerProcess } from "./server-process.ts";
+import { acceptsConnections, launch, missingPrograms, removeDir, runChecked, ServerProcess, type AccountServer } from "./server-process.ts";
 import { freePort } from "./service.ts";
 
 const PROSODY = "/usr/bin/prosody";
@@ -11,19 +11,13 @@ const OPENSSL = "/usr/bin/openssl";
 /** Why Prosody tests cannot run here, or undefined. openssl comes with prosody (through ssl-cert). */
 export const prosodyMissing = missingPrograms([PROSODY, PROSODYCTL, OPENSSL], "prosody");
 
-export interface ProsodyServer {
+export interface ProsodyServer extends AccountServer {
   domain: string;
   c2sPort: number;
   /** In `admins`, so mod_admin_adhoc's commands are open to it. */
   admin: { jid: string; password: string };
   /** The self-signed certificate Prosody offers with STARTTLS, for clients to trust. */
   tls: { ca: string };
-  readyMs: number;
-  dir: string;
-  log(): string;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 /**
@@ -40,41 +34,23 @@ export async function startProsody(): Promise<ProsodyServer> {
   const key = join(dir, "key.pem");
   const configPath = join(dir, "prosody.cfg.lua");
   const admin = { jid: `admin@${domain}`, password: "admin password 'with' <xml> & spaces" };
-  const server = new ServerProcess("prosody", PROSODY, ["--config", configPath, "-F"], { logFiles: [join(dir, "prosody.log")] });
-  const handle: ProsodyServer = {
-    domain,
-    c2sPort,
-    admin,
-    tls: { ca: "" },
-    readyMs: 0,
-    dir,
-    log: () => server.log(),
-    stop: () => server.stop(),
-    async start() {
-      handle.readyMs = await server.start(() => acceptsConnections(c2sPort), 20_000);
-    },
-    async close() {
-      await server.stop();
-      removeDir(dir);
-    },
-  };
   try {
     runChecked(OPENSSL, [
       "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
       "-keyout", key, "-out", cert, "-days", "2",
       "-subj", `/CN=${domain}`, "-addext", `subjectAltName=DNS:${domain}`,
     ]);
-    handle.tls.ca = readFileSync(cert, "utf8");
     writeFileSync(configPath, prosodyConfig({ dir, domain, c2sPort, admin: admin.jid, cert, key }));
     // The admin is made before the server starts; prosodyctl writes the account files directly. (Never
     // for provisioning: `prosodyctl register` overwrites an existing account without a word.)
     runChecked(PROSODYCTL, ["--config", configPath, "register", "admin", domain, admin.password]);
-    await handle.start();
   } catch (err) {
-    await handle.close();
+    removeDir(dir);
     throw err;
   }
-  return handle;
+  const server = new ServerProcess("prosody", PROSODY, ["--config", configPath, "-F"], { logFiles: [join(dir, "prosody.log")] });
+  const extra = { domain, c2sPort, admin, tls: { ca: readFileSync(cert, "utf8") } };
+  return launch(server, dir, () => acceptsConnections(c2sPort), extra);
 }
 
 function prosodyConfig(p: { dir: string; domain: string; c2sPort: number; admin: string; cert: string; key: string }): string {

@@ -131,3 +131,59 @@ export function runChecked(command: string, args: string[], env: NodeJS.ProcessE
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** What every harness's handle offers, whatever the server. */
+export interface AccountServer {
+  /** Milliseconds from spawning to ready, for the last start. */
+  readyMs: number;
+  dir: string;
+  log(): string;
+  /** Stops the server, keeping its directory, so that start() brings the same accounts back. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops it and removes its directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * A handle with `extra` on it, started and then set up by `setup`; if either fails, the server is
+ * stopped and its directory removed before the error goes on.
+ */
+export async function launch<T extends object>(
+  server: ServerProcess,
+  dir: string,
+  ready: () => Promise<boolean>,
+  extra: T,
+  setup: () => Promise<void> | void = () => {},
+): Promise<AccountServer & T> {
+  const handle: AccountServer & T = Object.assign(
+    {
+      readyMs: 0,
+      dir,
+      log: () => server.log(),
+      stop: () => server.stop(),
+      async start() {
+        handle.readyMs = await server.start(ready, 30_000);
+      },
+      async close() {
+        await server.stop();
+        removeDir(dir);
+      },
+    },
+    extra,
+  );
+  try {
+    await handle.start();
+  } catch (err) {
+    removeDir(dir); // start() stopped the server and put its log in the error
+    throw err;
+  }
+  try {
+    await setup();
+  } catch (err) {
+    const log = server.log();
+    await handle.close();
+    throw new Error(`${(err as Error).message}\n--- server log ---\n${log.slice(-4000)}`, { cause: err });
+  }
+  return handle;
+}

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "ldapts";
-import { acceptsConnections, missingPrograms, removeDir, ServerProcess } from "./server-process.ts";
+import { acceptsConnections, launch, missingPrograms, ServerProcess, type AccountServer } from "./server-process.ts";
 import { freePort } from "./service.ts";
 
 const SLAPD = "/usr/sbin/slapd";
@@ -11,18 +11,12 @@ const ARGON2_MODULE = "/usr/lib/ldap/argon2.so";
 /** Why slapd tests cannot run here, or undefined. */
 export const slapdMissing = missingPrograms([SLAPD, "/usr/bin/ldapwhoami", ARGON2_MODULE], "slapd ldap-utils");
 
-export interface SlapdServer {
+export interface SlapdServer extends AccountServer {
   url: string;
   port: number;
   baseDN: string;
   /** The rootdn: may add and delete under baseDN. */
   admin: { dn: string; password: string };
-  readyMs: number;
-  dir: string;
-  log(): string;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 /**
@@ -40,25 +34,7 @@ export async function startSlapd(): Promise<SlapdServer> {
   const url = `ldap://127.0.0.1:${port}`;
   // -d 0: stay in the foreground (no fork), so the test owns the process; -h: only this port.
   const server = new ServerProcess("slapd", SLAPD, ["-f", configPath, "-h", `${url}/`, "-d", "0"]);
-  const handle: SlapdServer = {
-    url,
-    port,
-    baseDN,
-    admin,
-    readyMs: 0,
-    dir,
-    log: () => server.log(),
-    stop: () => server.stop(),
-    async start() {
-      handle.readyMs = await server.start(() => acceptsConnections(port), 20_000);
-    },
-    async close() {
-      await server.stop();
-      removeDir(dir);
-    },
-  };
-  try {
-    await handle.start();
+  return launch(server, dir, () => acceptsConnections(port), { url, port, baseDN, admin }, async () => {
     const client = new Client({ url });
     try {
       await client.bind(admin.dn, admin.password);
@@ -67,12 +43,7 @@ export async function startSlapd(): Promise<SlapdServer> {
     } finally {
       await client.unbind();
     }
-  } catch (err) {
-    const log = handle.log();
-    await handle.close();
-    throw new Error(`${(err as Error).message}\n--- slapd log ---\n${log}`);
-  }
-  return handle;
+  });
 }
 
 function slapdConfig(p: { dir: string; admin: { dn: string; password: string } }): string {
