@@ -1,29 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createHarness, registerAndVerify, type Harness } from "./helpers/harness.ts";
 import { client, issueInvite, PASSWORD } from "./helpers/invites.ts";
+import { verifySignature } from "./helpers/signature.ts";
 
 // Events leave through the outbox: signed, retried with backoff, at least once, in order per account.
 // The receiver below checks them the way the README tells operators to.
 
 const SECRET = "webhook-secret-0123456789abcdef";
-const TOLERANCE_SECONDS = 300;
-
-/** The check a receiver runs: the signature over "t.body" with the shared secret, and a fresh timestamp. */
-function verifySignature(secret: string, header: string | undefined, body: string, nowMs: number): "ok" | "bad-signature" | "stale" {
-  const parts = new Map((header ?? "").split(",").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-  const t = parts.get("t") ?? "";
-  const v1 = parts.get("v1") ?? "";
-  if (!/^\d+$/.test(t) || !/^[0-9a-f]{64}$/.test(v1)) return "bad-signature";
-  const expected = createHmac("sha256", secret).update(`${t}.${body}`, "utf8").digest();
-  if (!timingSafeEqual(expected, Buffer.from(v1, "hex"))) return "bad-signature";
-  if (Math.abs(nowMs / 1000 - Number(t)) > TOLERANCE_SECONDS) return "stale";
-  return "ok";
-}
-
 interface Delivery {
   headers: IncomingHttpHeaders;
   body: string;
