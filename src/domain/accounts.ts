@@ -31,6 +31,10 @@ export function refuseReservedName(deps: { rules: Pick<Rules, "reservedSkeletons
   if (deps.rules.reservedSkeletons.has(usernameSkeleton(username))) throw new AppError("USERNAME_RESERVED", "this username is reserved");
 }
 
+type NameHolderDeps = { store: Pick<Store, "findNameHolder" | "findSkeletonHolder"> };
+/** What a name held by a pending registration is answered: a registration says "pending", an invite "taken". */
+type PendingAs = "USERNAME_PENDING" | "USERNAME_TAKEN";
+
 export interface NameHolder {
   holder: "pending" | "account";
   /** Held by a different name with the same confusable skeleton, not by this very name. */
@@ -41,12 +45,7 @@ export interface NameHolder {
  * Who holds this name, or a name that looks like it (the same UTS #39 skeleton); a look-alike is
  * refused exactly as the name it resembles would be. Registrations and invites both ask here.
  */
-async function findNameHolder(
-  deps: { store: Pick<Store, "findNameHolder" | "findSkeletonHolder"> },
-  username: string,
-  skeleton: string,
-  now: number,
-): Promise<NameHolder | null> {
+async function findNameHolder(deps: NameHolderDeps, username: string, skeleton: string, now: number): Promise<NameHolder | null> {
   const exact = await deps.store.findNameHolder(username, now);
   if (exact) return { holder: exact, lookalike: false };
   const similar = await deps.store.findSkeletonHolder(skeleton, now);
@@ -55,18 +54,18 @@ async function findNameHolder(
 
 /** Refuses a name that an account or a pending registration holds, or one that looks like it. */
 export async function refuseHeldName(
-  deps: { store: Pick<Store, "findNameHolder" | "findSkeletonHolder"> },
+  deps: NameHolderDeps,
   username: string,
   skeleton: string,
   now: number,
-  pendingAs: "USERNAME_PENDING" | "USERNAME_TAKEN",
+  pendingAs: PendingAs,
 ): Promise<void> {
   const held = await findNameHolder(deps, username, skeleton, now);
   if (held) throw nameHeldError(held, pendingAs);
 }
 
 /** The refusal for a held name: 409 for an account (row 12), and, from a registration, 401 for a pending one (row 11). */
-export function nameHeldError(held: NameHolder, pendingAs: "USERNAME_PENDING" | "USERNAME_TAKEN"): AppError {
+export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError {
   const code = held.holder === "account" ? "USERNAME_TAKEN" : pendingAs;
   const what = code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
   return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
