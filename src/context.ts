@@ -2,20 +2,21 @@ import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { compileRules, type Rules } from "./domain/filters.ts";
 import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
-import { createToken, cryptoRandom, matchesAnySecret, Sealer, sha256, type RandomSource } from "./domain/secrets.ts";
+import { systemClock, type Clock, type RandomSource } from "./domain/ports.ts";
+import { createToken, cryptoRandom, matchesAnySecret, Sealer, sha256 } from "./domain/secrets.ts";
 import { WriteHealth } from "./domain/write-health.ts";
 import { createMailTransport, type MailTransport } from "./mail/transport.ts";
 import { Metrics } from "./metrics.ts";
 import type { Store } from "./store/store.ts";
 import { Templates } from "./templates.ts";
 
-export interface Clock {
-  now(): number;
-}
+// Declared by the domain (its ports); re-exported for the callers that build a context.
+export { systemClock, type Clock };
 
-export const systemClock: Clock = { now: () => Date.now() };
-
-/** Everything a route or a domain function may need; each takes a narrow Pick of it. */
+/**
+ * The composition root's bag: it satisfies every domain function's declared deps (domain/ports.ts
+ * and the Deps type beside each function) and every route's narrow Pick of it.
+ */
 export interface AppContext {
   config: Config;
   rules: Rules;

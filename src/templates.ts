@@ -2,6 +2,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
 import { PACKAGE_ROOT } from "./config.ts";
+import type { MailModels, MailName } from "./domain/outbox-items.ts";
 
 export const TEMPLATE_DIR = join(PACKAGE_ROOT, "templates");
 
@@ -26,12 +27,7 @@ export interface PageModels {
   "invite-success": { username: string; siteName: string; siteUrl: string };
 }
 
-export interface MailModels {
-  verify: { username: string; link: string; expiresAt: string; siteUrl: string };
-}
-
 export type PageName = keyof PageModels;
-export type MailName = keyof MailModels;
 
 export interface RenderedMail {
   subject: string;

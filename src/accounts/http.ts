@@ -1,4 +1,4 @@
-import { sign } from "../domain/secrets.ts";
+import { signatureHeader } from "../domain/secrets.ts";
 import {
   DEFAULT_TIMEOUT_MS,
   describeError,
@@ -76,13 +76,12 @@ export class HttpTarget implements AccountTarget {
   /** The status, or a scrubbed reason when there was no answer. */
   async #send(method: string, url: string, payload: object, what: string, secrets: (string | undefined)[] = []): Promise<number | string> {
     const body = JSON.stringify(payload);
-    const timestamp = Math.floor(this.#now() / 1000).toString();
     try {
       const response = await fetch(url, {
         method,
         headers: {
           "content-type": "application/json",
-          "x-gatehouse-signature": `t=${timestamp},v1=${sign(this.#options.secret, `${timestamp}.${body}`)}`,
+          "x-gatehouse-signature": signatureHeader(this.#options.secret, body, this.#now()),
         },
         body,
         // A redirect would resend the password elsewhere, or turn the request into a GET.

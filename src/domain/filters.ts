@@ -1,9 +1,9 @@
 import ipaddr from "ipaddr.js";
 import type { Config } from "../config.ts";
+import { reservedSkeletons } from "./accounts.ts";
 import { findDisposableDomain } from "./disposable.ts";
 import { mailSpellings, parseMail, type CanonicalMail } from "./mail-address.ts";
 import { sha256 } from "./secrets.ts";
-import { prepareUsername, usernameSkeleton } from "./username.ts";
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
@@ -62,12 +62,7 @@ export function compileRules(config: Config): Rules {
     blacklist: config.register.blacklist.map(toRange),
     whitelist: config.register.whitelist.map(toRange),
     mailFilters: config.register.filteredMails.map((source) => ({ source, pattern: new RegExp(source, "i") })),
-    reservedSkeletons: new Set(
-      config.accounts.reservedUsernames.map((name) => {
-        const prepared = prepareUsername(name);
-        return usernameSkeleton(prepared.ok ? prepared.username : name.toLowerCase());
-      }),
-    ),
+    reservedSkeletons: reservedSkeletons(config.accounts.reservedUsernames),
     blockDisposable: config.register.blockDisposable,
     authTokenDigests: config.register.authTokens.map(sha256),
   };

@@ -1,11 +1,14 @@
-import type { AppContext } from "../context.ts";
+import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { queueEvent } from "../mail/outbox.ts";
-import type { AccountSummary, InviteRecord, NewOutboxItem } from "../store/store.ts";
+import type { AccountSummary, InviteRecord, NewOutboxItem, Store } from "../store/store.ts";
+import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
+import type { Rules } from "./filters.ts";
+import { eventItem } from "./outbox-items.ts";
 import { hashPassword } from "./passwords.ts";
-import { checkPassword, findNameHolder, nameHeldError, prepareRequestedName, refuseReservedName } from "./registration.ts";
+import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource } from "./ports.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
 import { usernameSkeleton } from "./username.ts";
+import type { WriteHealth } from "./write-health.ts";
 
 export type Issuer =
   | { kind: "user"; id: number; name: string }
@@ -25,13 +28,19 @@ export interface CreatedInvite {
   invite: InviteRecord;
 }
 
-export type InviteDeps = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random">;
+export interface InviteDeps {
+  config: Config;
+  rules: Rules;
+  store: Store;
+  clock: Clock;
+  random: RandomSource;
+}
 
 export const MAX_INVITE_USES = 1000;
 export const MIN_INVITE_TTL_SECONDS = 60;
 export const MAX_INVITE_TTL_SECONDS = 366 * 24 * 3600;
 
-export function inviteUrl(config: AppContext["config"], token: string): string {
+export function inviteUrl(config: Pick<Config, "publicUrl">, token: string): string {
   return `${config.publicUrl}/invite/${token}`;
 }
 
@@ -85,7 +94,7 @@ const GONE_MESSAGES = {
 } as const;
 
 /** A usable invite for a token: 404 when there never was one, 410 when it is used up, expired or revoked. */
-export async function findLiveInvite(deps: Pick<AppContext, "store" | "clock">, token: string): Promise<InviteRecord> {
+export async function findLiveInvite(deps: Pick<InviteDeps, "store" | "clock">, token: string): Promise<InviteRecord> {
   const invite = token.length > 0 && token.length <= 256 ? await deps.store.findInviteByTokenHash(hashToken(token)) : null;
   if (!invite) throw new AppError("INVITE_NOT_FOUND", "this invitation does not exist");
   const state = inviteState(invite, deps.clock.now());
@@ -93,7 +102,12 @@ export async function findLiveInvite(deps: Pick<AppContext, "store" | "clock">, 
   return invite;
 }
 
-export type AcceptDeps = InviteDeps & Pick<AppContext, "sealer" | "log" | "notifyOutbox" | "writeHealth">;
+export interface AcceptDeps extends InviteDeps {
+  sealer: PayloadSealer;
+  log: EventLog;
+  notifyOutbox: OutboxNotifier;
+  writeHealth: WriteHealth;
+}
 
 /**
  * Creates an account with an invite. Cheap checks first; the password is hashed only for a
@@ -115,20 +129,19 @@ export async function acceptInvite(
   const now = deps.clock.now();
   const skeleton = usernameSkeleton(username);
   // A pending registration's name is taken too, here: an invite has no "pending" answer.
-  const held = await findNameHolder(deps, username, skeleton, now);
-  if (held) throw nameHeldError(held, "USERNAME_TAKEN");
+  await refuseHeldName(deps, username, skeleton, now, "USERNAME_TAKEN");
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
   const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] =>
     webhook
       ? [
-          queueEvent(deps, {
+          eventItem(deps, {
             type: "user-registered",
             occurredAt: new Date(now).toISOString(),
             data: { id: account.id, username: account.username, via: "invite", invitedBy: invite.issuerName },
           }, now),
-          queueEvent(deps, {
+          eventItem(deps, {
             type: "invite-accepted",
             occurredAt: new Date(now).toISOString(),
             data: { invite: invite.handle, issuer: describeIssuer(invite), username: account.username },
@@ -137,7 +150,7 @@ export async function acceptInvite(
       : [],
   );
   if (!result.ok) {
-    if (result.reason === "username-taken") throw new AppError("USERNAME_TAKEN", "this username is already taken");
+    if (result.reason === "username-taken") throw nameHeldError({ holder: "account", lookalike: false }, "USERNAME_TAKEN");
     throw new AppError("INVITE_GONE", GONE_MESSAGES.used);
   }
   deps.log.info({ event: "user-registered", username: result.account.username, userId: result.account.id, via: "invite", invite: invite.handle }, "user-registered");
@@ -145,12 +158,12 @@ export async function acceptInvite(
   return { account: result.account, invite };
 }
 
-export function listInvites(deps: Pick<AppContext, "store">): Promise<InviteRecord[]> {
+export function listInvites(deps: Pick<InviteDeps, "store">): Promise<InviteRecord[]> {
   return deps.store.listInvites();
 }
 
 /** Revokes by handle, or by the token itself when an admin pastes the link. */
-export async function revokeInvite(deps: Pick<AppContext, "store" | "clock">, ref: string): Promise<InviteRecord | null> {
+export async function revokeInvite(deps: Pick<InviteDeps, "store" | "clock">, ref: string): Promise<InviteRecord | null> {
   const trimmed = ref.trim().replace(/^.*\/invite\/?\??/, "");
   const invite = (await deps.store.findInviteByHandle(trimmed)) ?? (await deps.store.findInviteByTokenHash(hashToken(trimmed)));
   if (!invite) return null;

@@ -1,9 +1,13 @@
 import { timingSafeEqual } from "node:crypto";
-import type { AppContext } from "../context.ts";
-import type { ApiKeyRecord } from "../store/store.ts";
+import type { ApiKeyRecord, Store } from "../store/store.ts";
+import type { Clock, RandomSource } from "./ports.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
 
-export type KeyDeps = Pick<AppContext, "store" | "clock" | "random">;
+export interface KeyDeps {
+  store: Store;
+  clock: Clock;
+  random: RandomSource;
+}
 
 export interface CreatedApiKey {
   id: string;
@@ -20,11 +24,11 @@ export async function createApiKey(deps: KeyDeps, name = ""): Promise<CreatedApi
   return { id, name, key: `${id}/${secret}` };
 }
 
-export function listApiKeys(deps: Pick<AppContext, "store">): Promise<ApiKeyRecord[]> {
+export function listApiKeys(deps: Pick<KeyDeps, "store">): Promise<ApiKeyRecord[]> {
   return deps.store.listApiKeys();
 }
 
-export function deleteApiKey(deps: Pick<AppContext, "store">, id: string): Promise<boolean> {
+export function deleteApiKey(deps: Pick<KeyDeps, "store">, id: string): Promise<boolean> {
   return deps.store.deleteApiKey(id);
 }
 
@@ -32,7 +36,7 @@ export function deleteApiKey(deps: Pick<AppContext, "store">, id: string): Promi
 const NO_KEY_HASH = hashToken("no such key");
 
 /** The key an `ID/SECRET` string names, when the secret is right; compared in constant time. */
-export async function authenticateApiKey(deps: Pick<AppContext, "store">, presented: string | undefined): Promise<ApiKeyRecord | null> {
+export async function authenticateApiKey(deps: Pick<KeyDeps, "store">, presented: string | undefined): Promise<ApiKeyRecord | null> {
   if (!presented) return null;
   const slash = presented.indexOf("/");
   if (slash <= 0 || presented.length > 512) return null;

@@ -1,11 +1,16 @@
-import type { AppContext } from "../context.ts";
+import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { queueMail } from "../mail/outbox.ts";
-import { addressKey, findDisposableBlock, findMailFilter, findRange, parseIp } from "./filters.ts";
-import { hashPassword, passwordLength } from "./passwords.ts";
+import type { Store } from "../store/store.ts";
+import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
+import { addressKey, findDisposableBlock, findMailFilter, findRange, parseIp, type Rules } from "./filters.ts";
+import type { Limiters } from "./limiter.ts";
 import type { CanonicalMail } from "./mail-address.ts";
+import { mailItem } from "./outbox-items.ts";
+import { hashPassword } from "./passwords.ts";
+import type { Clock, OutboxNotifier, PayloadSealer, RandomSource } from "./ports.ts";
 import { createToken, hashMail, hashToken, matchesAnySecret } from "./secrets.ts";
-import { prepareUsername, usernameSkeleton } from "./username.ts";
+import { usernameSkeleton } from "./username.ts";
+import type { WriteHealth } from "./write-health.ts";
 
 /** A registration as mod_register_json's clients send it, already checked for shape. */
 export interface RegistrationRequest {
@@ -24,54 +29,22 @@ export interface PendingRegistration {
   expiresAt: number;
 }
 
-export type RegisterDeps = Pick<
-  AppContext,
-  "config" | "rules" | "store" | "limiters" | "clock" | "random" | "secret" | "sealer" | "notifyOutbox" | "writeHealth"
->;
+export interface RegisterDeps {
+  config: Config;
+  rules: Rules;
+  store: Store;
+  limiters: Limiters;
+  clock: Clock;
+  random: RandomSource;
+  /** Keys the mail hash. */
+  secret: string;
+  sealer: PayloadSealer;
+  notifyOutbox: OutboxNotifier;
+  writeHealth: WriteHealth;
+}
 
-export function verifyLink(config: AppContext["config"], token: string): string {
+export function verifyLink(config: Pick<Config, "publicUrl" | "register">, token: string): string {
   return `${config.publicUrl}${config.register.basePath}verify/${encodeURIComponent(token)}`;
-}
-
-/** Usernames are prepared and refused by the same rules whether they arrive by registration or invitation. */
-export function prepareRequestedName(requested: string): string {
-  const prepared = prepareUsername(requested);
-  if (!prepared.ok) throw new AppError("USERNAME_INVALID", prepared.reason);
-  return prepared.username;
-}
-
-/** Compared by confusable skeleton, so `аdmin` (Cyrillic а) or `admın` (dotless ı) is as reserved as `admin`. */
-export function refuseReservedName(deps: Pick<AppContext, "rules">, username: string): void {
-  if (deps.rules.reservedSkeletons.has(usernameSkeleton(username))) throw new AppError("USERNAME_RESERVED", "this username is reserved");
-}
-
-export interface NameHolder {
-  holder: "pending" | "account";
-  /** Held by a different name with the same confusable skeleton, not by this very name. */
-  lookalike: boolean;
-}
-
-/**
- * Who holds this name, or a name that looks like it (the same UTS #39 skeleton); a look-alike is
- * refused exactly as the name it resembles would be. Registrations and invites both ask here.
- */
-export async function findNameHolder(deps: Pick<AppContext, "store">, username: string, skeleton: string, now: number): Promise<NameHolder | null> {
-  const exact = await deps.store.findNameHolder(username, now);
-  if (exact) return { holder: exact, lookalike: false };
-  const similar = await deps.store.findSkeletonHolder(skeleton, now);
-  return similar ? { holder: similar, lookalike: true } : null;
-}
-
-/** The refusal for a held name: 409 for an account (row 12), and, from a registration, 401 for a pending one (row 11). */
-export function nameHeldError(held: NameHolder, pendingAs: "USERNAME_PENDING" | "USERNAME_TAKEN"): AppError {
-  const code = held.holder === "account" ? "USERNAME_TAKEN" : pendingAs;
-  const what = code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
-  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
-}
-
-export function checkPassword(deps: Pick<AppContext, "config">, password: string): void {
-  const min = deps.config.accounts.minPasswordLength;
-  if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`);
 }
 
 /**
@@ -108,8 +81,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
 
   const now = clock.now();
   const skeleton = usernameSkeleton(username);
-  const held = await findNameHolder(deps, username, skeleton, now);
-  if (held) throw nameHeldError(held, "USERNAME_PENDING");
+  await refuseHeldName(deps, username, skeleton, now, "USERNAME_PENDING");
 
   const throttleKey = addressKey(ip, config.register.ipv6Prefix);
   const throttled = config.register.throttleSeconds > 0 && limiters.throttle !== null && !findRange(ip, rules.whitelist);
@@ -130,7 +102,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     const passwordHash = await hashPassword(input.password);
     const outbox = config.register.sendMail
       ? [
-          queueMail(deps, {
+          mailItem(deps, {
             template: "verify",
             to: mail,
             model: {
@@ -150,8 +122,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
       // Lost a race with a concurrent request: the database constraint decided, report like the checks above.
       if (result.conflict === "mail") throw new AppError("MAIL_TAKEN", "this mail address is already in use");
       const winner = await store.findNameHolder(username, now);
-      if (winner === "account") throw new AppError("USERNAME_TAKEN", "this username is already taken");
-      throw new AppError("USERNAME_PENDING", "this username is already pending registration");
+      throw nameHeldError({ holder: winner ?? "pending", lookalike: false }, "USERNAME_PENDING");
     }
     if (outbox.length > 0) deps.notifyOutbox();
     return { username, token, expiresAt };

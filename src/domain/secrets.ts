@@ -1,8 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import type { CanonicalMail } from "./mail-address.ts";
+import type { PayloadSealer, RandomSource } from "./ports.ts";
 
-/** Where randomness comes from; tests may swap it, production uses the CSPRNG. */
-export type RandomSource = (size: number) => Buffer;
 export const cryptoRandom: RandomSource = (size) => randomBytes(size);
 
 /** A URL-safe token with 256 bits of entropy. */
@@ -44,15 +43,24 @@ export function matchesAnySecret(presented: string, acceptedDigests: readonly Bu
   return found;
 }
 
-export function sign(secret: string, payload: string): string {
+function sign(secret: string, payload: string): string {
   return createHmac("sha256", secret).update(payload, "utf8").digest("hex");
+}
+
+/**
+ * The x-gatehouse-signature of a webhook or account-target request: `t=SECONDS,v1=HMAC-SHA256(secret, "t.body")`,
+ * signed over the timestamp too so a receiver can refuse stale replays.
+ */
+export function signatureHeader(secret: string, body: string, nowMs: number): string {
+  const timestamp = Math.floor(nowMs / 1000).toString();
+  return `t=${timestamp},v1=${sign(secret, `${timestamp}.${body}`)}`;
 }
 
 /**
  * Outbox payloads carry what one mail needs (the address, the link with its token) until it is sent;
  * they are sealed with a key derived from the service secret so the database file never holds them in the clear.
  */
-export class Sealer {
+export class Sealer implements PayloadSealer {
   readonly #key: Buffer;
   constructor(secret: string) {
     this.#key = Buffer.from(hkdfSync("sha256", secret, "gatehouse", "outbox-payload", 32));

@@ -1,7 +1,10 @@
-import type { AppContext } from "../context.ts";
+import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import type { Store } from "../store/store.ts";
 import { addressKey } from "./filters.ts";
+import type { Limiters } from "./limiter.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
+import type { Clock, EventLog, RandomSource } from "./ports.ts";
 import { createToken, hashToken } from "./secrets.ts";
 import { prepareUsername } from "./username.ts";
 
@@ -10,7 +13,11 @@ export const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
 // Extending on every request would write on every request; once a day is enough.
 const EXTEND_AFTER_MS = 24 * 3600 * 1000;
 
-export type SessionDeps = Pick<AppContext, "store" | "clock" | "random">;
+export interface SessionDeps {
+  store: Store;
+  clock: Clock;
+  random: RandomSource;
+}
 
 export interface Session {
   token: string;
@@ -50,7 +57,11 @@ function hashForUnknownNames(): Promise<string> {
   return dummyHash;
 }
 
-export type LoginDeps = SessionDeps & Pick<AppContext, "config" | "limiters" | "log">;
+export interface LoginDeps extends SessionDeps {
+  config: Config;
+  limiters: Limiters;
+  log: EventLog;
+}
 
 /**
  * Name and password to a session; the same 401 whether the name exists or not. Failures count

@@ -1,10 +1,18 @@
-import type { AppContext } from "../context.ts";
+import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { queueEvent } from "../mail/outbox.ts";
-import type { NewOutboxItem } from "../store/store.ts";
+import type { NewOutboxItem, Store } from "../store/store.ts";
+import { eventItem } from "./outbox-items.ts";
+import type { Clock, EventLog, OutboxNotifier, PayloadSealer } from "./ports.ts";
 import { hashToken } from "./secrets.ts";
 
-export type VerifyDeps = Pick<AppContext, "config" | "store" | "clock" | "sealer" | "log" | "notifyOutbox">;
+export interface VerifyDeps {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  sealer: PayloadSealer;
+  log: EventLog;
+  notifyOutbox: OutboxNotifier;
+}
 
 export interface VerificationView {
   username: string;
@@ -18,7 +26,7 @@ export interface VerificationResult {
 }
 
 /** Reads what a token would complete, changing nothing: mail scanners fetch links before people do. */
-export async function findVerification(deps: Pick<AppContext, "store" | "clock">, token: string): Promise<VerificationView> {
+export async function findVerification(deps: Pick<VerifyDeps, "store" | "clock">, token: string): Promise<VerificationView> {
   const found = await deps.store.findByTokenHash(hashToken(token), deps.clock.now());
   if (!found) throw new AppError("TOKEN_UNKNOWN", "this verification code is unknown or has expired");
   return { username: found.username, expiresAt: found.state === "pending" ? found.expiresAt : null };
@@ -31,7 +39,7 @@ export async function completeVerification(deps: VerifyDeps, token: string): Pro
   const result = await deps.store.activatePending(hashToken(token), now, (account): NewOutboxItem[] =>
     webhook
       ? [
-          queueEvent(deps, {
+          eventItem(deps, {
             type: "user-registered",
             occurredAt: new Date(now).toISOString(),
             data: { id: account.id, username: account.username, via: "verification" },

@@ -1,32 +1,11 @@
 import type { AppContext } from "../context.ts";
-import { sign } from "../domain/secrets.ts";
+import type { EventPayload, MailPayload } from "../domain/outbox-items.ts";
+import { signatureHeader } from "../domain/secrets.ts";
 import { scrubRemoteText } from "../scrub.ts";
-import type { NewOutboxItem, OutboxItem } from "../store/store.ts";
-import type { MailModels, MailName } from "../templates.ts";
+import type { OutboxItem } from "../store/store.ts";
 import { isPermanentMailError } from "./transport.ts";
 
-/** What a queued mail carries: the template, the address and the model, sealed at rest. */
-export interface MailPayload<N extends MailName = MailName> {
-  template: N;
-  to: string;
-  model: MailModels[N];
-}
-
-export interface EventPayload {
-  type: "user-registered" | "invite-accepted";
-  occurredAt: string;
-  data: Record<string, unknown>;
-}
-
 export type OutboxDeps = Pick<AppContext, "store" | "mailer" | "clock" | "log" | "sealer" | "templates" | "config" | "metrics">;
-
-export function queueMail<N extends MailName>(deps: Pick<AppContext, "sealer">, payload: MailPayload<N>, now: number): NewOutboxItem {
-  return { kind: "mail", payload: deps.sealer.seal(JSON.stringify(payload)), createdAt: now };
-}
-
-export function queueEvent(deps: Pick<AppContext, "sealer">, event: EventPayload, now: number): NewOutboxItem {
-  return { kind: "event", payload: deps.sealer.seal(JSON.stringify(event)), createdAt: now };
-}
 
 /** Retry delays: 2 s doubling to 10 min; after MAX_ATTEMPTS a message is marked failed and left for an admin. */
 export const MAX_ATTEMPTS = 25;
@@ -205,15 +184,13 @@ export class OutboxSender {
     // Queued while a webhook was configured; calling it sent would lose it without a trace.
     if (!webhook) throw new PermanentFailure("events.webhook is no longer configured");
     const body = JSON.stringify(event);
-    const timestamp = Math.floor(this.deps.clock.now() / 1000).toString();
     const response = await fetch(webhook.url, {
       method: "POST",
       headers: {
         "content-type": "application/json",
         "x-gatehouse-event": event.type,
         "x-gatehouse-delivery": String(item.id),
-        // Signed over "timestamp.body" so a receiver can refuse stale replays.
-        "x-gatehouse-signature": `t=${timestamp},v1=${sign(webhook.secret, `${timestamp}.${body}`)}`,
+        "x-gatehouse-signature": signatureHeader(webhook.secret, body, this.deps.clock.now()),
       },
       body,
       // A redirect would turn the POST into a GET elsewhere and count as delivered; it is retried instead.

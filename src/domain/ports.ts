@@ -1,0 +1,24 @@
+// The small interfaces the domain asks for. The composition root (context.ts) hands in the
+// implementations; nothing in domain/ imports the context, the mail sender or the routes.
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** Where randomness comes from; tests may swap it, production uses the CSPRNG (secrets.ts). */
+export type RandomSource = (size: number) => Buffer;
+
+/** Seals what an outbox item carries, so the store never holds it in the clear (secrets.ts' Sealer). */
+export interface PayloadSealer {
+  seal(plain: string): string;
+}
+
+/** Tells the outbox sender there is new work, so mail does not wait for its next poll. */
+export type OutboxNotifier = () => void;
+
+/** The events the domain logs: fields first, then the message, as pino takes them. */
+export interface EventLog {
+  info(fields: Record<string, unknown>, message: string): void;
+}
