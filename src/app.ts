@@ -4,7 +4,7 @@ import Koa from "koa";
 import type { Context, Next } from "koa";
 import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
-import { AppError, isAppError } from "./errors.ts";
+import { AppError, isAppError, isStoreUnavailable } from "./errors.ts";
 import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
@@ -62,7 +62,8 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates">, requests: 
         deps.log.error({ reqId: ctx.state.reqId, err: err instanceof Error ? err.stack : String(err) }, "unexpected error");
       } else {
         // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
-        requests.info(
+        // A database outage is the operator's to notice, but no fault of ours: warn.
+        requests[isStoreUnavailable(refusal) ? "warn" : "info"](
           { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: refusal.status, code: refusal.code, reason: refusal.message, ip: ctx.state.endUserIp ?? ctx.ip, peer: ctx.ip },
           "request refused",
         );

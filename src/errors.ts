@@ -25,7 +25,8 @@ export type ErrorCode =
   | "INVITE_NAME_MISMATCH"
   | "LOGIN_FAILED"
   | "UNAUTHENTICATED"
-  | "CROSS_SITE_REQUEST";
+  | "CROSS_SITE_REQUEST"
+  | "STORE_UNAVAILABLE";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
@@ -66,6 +67,7 @@ export function statusOf(code: ErrorCode): number {
     case "TOO_MANY_ATTEMPTS":
       return 429;
     case "THROTTLED":
+    case "STORE_UNAVAILABLE":
       return 503;
   }
 }
@@ -93,4 +95,9 @@ export class AppError extends Error {
 
 export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
+}
+
+/** The database's connections were lost and a retry did not help: an outage to warn about, not a fault. */
+export function isStoreUnavailable(err: unknown): boolean {
+  return err instanceof AppError && err.code === "STORE_UNAVAILABLE";
 }

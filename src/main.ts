@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
 import { loadConfig, restartOnlyChanges, type Config } from "./config.ts";
+import { isStoreUnavailable } from "./errors.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
 import type { LimiterBacking } from "./domain/limiter.ts";
 import { createRedisBacking, type RedisBacking } from "./limiter-backing.ts";
@@ -77,7 +78,9 @@ function fingerprint(file: string): string | null {
 export async function startService(options: ServeOptions): Promise<RunningService> {
   const { configPath, log } = options;
   const config = loadConfig(configPath);
-  const store = await openStore(config.storage);
+  const store = await openStore(config.storage, {
+    onConnectionLoss: (reason, alsoLost) => log.warn({ reason, alsoLost }, "database connection lost; reconnecting"),
+  });
   const redis: RedisBacking | null = config.redis ? createRedisBacking(config.redis, log) : null;
   const limiterBacking = redis?.backing ?? options.limiterBacking;
   const ctx = await createContext(config, store, { log, clock: options.clock, limiterBacking });
@@ -99,7 +102,8 @@ export async function startService(options: ServeOptions): Promise<RunningServic
         log.info({ count: voided }, "expired pending registrations removed");
       }
     } catch (err) {
-      log.error({ err: String(err) }, "sweep failed");
+      // A database outage is retried by the next sweep.
+      log[isStoreUnavailable(err) ? "warn" : "error"]({ err: String(err) }, "sweep failed");
     }
   };
   const sweeper = setInterval(() => {

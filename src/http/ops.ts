@@ -1,5 +1,6 @@
 import Router from "@koa/router";
 import type { AppContext } from "../context.ts";
+import { isStoreUnavailable } from "../errors.ts";
 
 export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "metrics">): Router {
   const router = new Router();
@@ -18,7 +19,7 @@ export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "m
       await deps.store.ping();
       ctx.body = { status: "ok" };
     } catch (err) {
-      deps.log.error({ err: String(err) }, "health check: store unreachable");
+      deps.log[isStoreUnavailable(err) ? "warn" : "error"]({ err: String(err) }, "health check: store unreachable");
       ctx.status = 503;
       ctx.body = { status: "unavailable", reason: "store unreachable" };
     }

@@ -1,5 +1,6 @@
 import type { AppContext } from "../context.ts";
 import { sign } from "../domain/secrets.ts";
+import { isStoreUnavailable } from "../errors.ts";
 import type { NewOutboxItem, OutboxItem } from "../store/store.ts";
 import type { MailModels, MailName } from "../templates.ts";
 import { isPermanentMailError } from "./transport.ts";
@@ -90,7 +91,8 @@ export class OutboxSender {
       return;
     }
     this.#running = this.#drain()
-      .catch((err: unknown) => this.deps.log.error({ err: String(err) }, "outbox pass failed"))
+      // A database outage is retried by the next poll.
+      .catch((err: unknown) => this.deps.log[isStoreUnavailable(err) ? "warn" : "error"]({ err: String(err) }, "outbox pass failed"))
       .finally(() => {
         this.#running = null;
         if (this.#again) {
@@ -126,8 +128,6 @@ export class OutboxSender {
       const payload = JSON.parse(this.deps.sealer.open(item.payload)) as MailPayload | EventPayload;
       if (item.kind === "mail") await this.#sendMail(payload as MailPayload, item);
       else await this.#sendEvent(payload as EventPayload, item);
-      await store.markOutboxSent(item.id, clock.now());
-      this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       const permanent = err instanceof PermanentFailure || isPermanentMailError(err);
@@ -141,7 +141,12 @@ export class OutboxSender {
         await store.markOutboxRetry(item.id, clock.now() + delay, reason);
         this.deps.metrics.outbox.inc({ kind: item.kind, result: "retried" });
       }
+      return;
     }
+    // Not a failed send: a database outage here ends the pass, and the item, still leased, is
+    // sent again once the lease runs out (at least once, never lost).
+    await store.markOutboxSent(item.id, clock.now());
+    this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
   }
 
   async #sendMail(payload: MailPayload, item: OutboxItem): Promise<void> {
