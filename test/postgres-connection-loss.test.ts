@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { AppError } from "../src/errors.ts";
+import { postRegistrationJson, registration, verifyToken, withHarness } from "./helpers/harness.ts";
 import { openStore } from "../src/store/open.ts";
 import type { NewPending, Store } from "../src/store/store.ts";
 
@@ -123,6 +124,7 @@ if (!PG) {
   const proxy = new CuttingProxy({ host: target.hostname, port: Number(target.port || 5432) });
   const lost: string[] = [];
   let store: Store;
+  let viaProxy: string;
 
   const count = async (sql: string, params: unknown[] = []): Promise<number> =>
     Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.${sql}`, params)).rows[0]!.n);
@@ -134,13 +136,15 @@ if (!PG) {
     via.hostname = "127.0.0.1";
     via.port = String(await proxy.listen());
     via.searchParams.set("options", `-c search_path=${schema}`);
-    store = await openStore(via.toString(), { onConnectionLoss: (reason) => lost.push(reason) });
+    viaProxy = via.toString();
+    store = await openStore(viaProxy, { onConnectionLoss: (reason) => lost.push(reason) });
   });
 
   after(async () => {
     await store.close();
     await proxy.close();
     await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_http CASCADE`);
     await admin.end();
   });
 
@@ -244,5 +248,45 @@ if (!PG) {
     proxy.refusing = false;
     await store.ping();
     assert.ok((await store.insertPending(pending(), [])).ok);
+  });
+
+  test("over HTTP, a database that refuses connections is a 503 with Retry-After logged at warn, and the outbox picks up after", async () => {
+    // A schema of its own: the calls above left items in the outbox that no sealer can open.
+    await admin.query(`CREATE SCHEMA ${schema}_http`);
+    const url = new URL(viaProxy);
+    url.searchParams.set("options", `-c search_path=${schema}_http`);
+    await withHarness({ storage: url.toString() }, async (h) => {
+      const accepted = await postRegistrationJson(h, registration());
+      assert.equal(accepted.status, 200, accepted.text);
+      proxy.refusing = true;
+      proxy.cutAll();
+      try {
+        const refused = await postRegistrationJson(h, registration());
+        assert.equal(refused.status, 503, refused.text);
+        assert.equal(refused.headers["retry-after"], "2");
+        assert.equal((refused.body as { error: string }).error, "STORE_UNAVAILABLE");
+        const verify = await verifyToken(h, accepted.text);
+        assert.equal(verify.status, 503);
+        assert.ok(verify.headers["retry-after"]);
+        const health = await h.http.get("/healthz");
+        assert.equal(health.status, 503);
+        h.outbox.kick();
+        await h.outbox.stop();
+      } finally {
+        proxy.refusing = false;
+      }
+      const levels = (msg: string) => h.logs.lines.filter((l) => l["msg"] === msg).map((l) => l["level"]);
+      assert.deepEqual(levels("request refused").filter((l) => l !== 30), [40, 40], "the two refusals at warn");
+      assert.deepEqual(levels("health check: store unreachable"), [40]);
+      assert.deepEqual(levels("outbox pass failed"), [40]);
+      assert.deepEqual(h.logs.lines.filter((l) => Number(l["level"]) >= 50), []);
+
+      assert.equal((await h.http.get("/healthz")).status, 200);
+      h.outbox.start();
+      await h.outbox.drain();
+      assert.equal(await h.ctx.store.outboxDepth(), 0, "the queued mail went out once the database was back");
+      const done = await verifyToken(h, accepted.text);
+      assert.equal(done.status, 200, done.text);
+    });
   });
 }
