@@ -57,7 +57,8 @@ export class PostgresStore implements Store {
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const store = new PostgresStore(url, options);
     try {
-      await store.ping();
+      // Straight to the pool, not through the retry: at start-up the operator wants the real reason.
+      await store.#pool.query("SELECT 1");
     } catch (err) {
       await store.close();
       throw err;
