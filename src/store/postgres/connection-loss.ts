@@ -20,7 +20,7 @@ import { AppError } from "../../errors.ts";
 
 // admin_shutdown, crash_shutdown, cannot_connect_now; connection_exception and its kin.
 const LOSS_SQLSTATES = new Set(["57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"]);
-const LOSS_ERRNOS = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
+const LOSS_ERRNOS = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"]);
 // pg's own words for a socket that ended under it, and for a client used after that.
 const LOSS_MESSAGE = /Connection terminated unexpectedly|is not queryable/;
 
