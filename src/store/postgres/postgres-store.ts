@@ -52,6 +52,10 @@ export class PostgresStore implements Store {
     // An idle client whose connection drops is removed from the pool; without a listener the
     // 'error' event would end the process. The pool opens a new connection for the next query.
     this.#pool.on("error", (err) => this.#reconnecting.lost(err));
+    // A checked-out client has no listener of the pool's: a connection lost between two statements
+    // would emit 'error' with nobody listening, which ends the process. The next statement on that
+    // client fails, and it is that failure that counts.
+    this.#pool.on("connect", (client) => client.on("error", () => {}));
   }
 
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
@@ -87,12 +91,6 @@ export class PostgresStore implements Store {
   async #transactionOnce<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
-    // A checked-out client has no pool listener: a connection lost between two statements would
-    // emit 'error' with nobody listening, which ends the process.
-    const onError = (err: Error) => {
-      broken = err;
-    };
-    client.on("error", onError);
     let committing = false;
     try {
       await client.query("BEGIN");
@@ -102,7 +100,7 @@ export class PostgresStore implements Store {
       return result;
     } catch (err) {
       if (isConnectionLoss(err)) {
-        broken ??= err as Error;
+        broken = err as Error;
         throw committing ? new CommitOutcomeUnknown(err) : err;
       }
       try {
@@ -113,7 +111,6 @@ export class PostgresStore implements Store {
       }
       throw err;
     } finally {
-      client.off("error", onError);
       client.release(broken);
     }
   }
