@@ -5,7 +5,7 @@ import type { Context, Next } from "koa";
 import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
 import { storageFullError } from "./domain/write-health.ts";
-import { AppError, isAppError } from "./errors.ts";
+import { AppError, isAppError, isStoreUnavailable } from "./errors.ts";
 import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
@@ -95,7 +95,8 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
         noteClientFault(deps, requests, ctx, clientFaultOf(ctx.req.socket.errored) ?? "aborted", refusal.message);
       } else {
         // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
-        requests.info(
+        // A database outage is the operator's to notice, but no fault of ours: warn.
+        requests[isStoreUnavailable(refusal) ? "warn" : "info"](
           { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: refusal.status, code: refusal.code, reason: refusal.message, ip: ctx.state.endUserIp ?? ctx.ip, peer: ctx.ip },
           "request refused",
         );

@@ -28,7 +28,8 @@ export type ErrorCode =
   | "CROSS_SITE_REQUEST"
   | "STORAGE_FULL"
   | "REQUEST_INCOMPLETE"
-  | "SERVER_BUSY";
+  | "SERVER_BUSY"
+  | "STORE_UNAVAILABLE";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
@@ -72,6 +73,7 @@ export function statusOf(code: ErrorCode): number {
     case "THROTTLED":
     case "STORAGE_FULL":
     case "SERVER_BUSY":
+    case "STORE_UNAVAILABLE":
       return 503;
   }
 }
@@ -99,4 +101,9 @@ export class AppError extends Error {
 
 export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
+}
+
+/** The database's connections were lost and a retry did not help: an outage to warn about, not a fault. */
+export function isStoreUnavailable(err: unknown): boolean {
+  return err instanceof AppError && err.code === "STORE_UNAVAILABLE";
 }

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
 import { configWarnings, loadConfig, restartOnlyChanges, type Config, type Environment } from "./config.ts";
+import { isStoreUnavailable } from "./errors.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
 import type { LimiterBacking } from "./domain/limiter.ts";
 import { createRedisBacking, type RedisBacking } from "./limiter-backing.ts";
@@ -88,7 +89,10 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   const { configPath, log } = options;
   const config = loadConfig(configPath, options.environment);
   logWarnings(log, config);
-  const store = await openStore(config.storage, { warn: (message) => log.warn({ reason: message }, "store file permissions tightened") });
+  const store = await openStore(config.storage, {
+    warn: (message) => log.warn({ reason: message }, "store file permissions tightened"),
+    onConnectionLoss: (reason, alsoLost) => log.warn({ reason, alsoLost }, "database connection lost; reconnecting"),
+  });
   const redis: RedisBacking | null = config.redis ? createRedisBacking(config.redis, log) : null;
   const limiterBacking = redis?.backing ?? options.limiterBacking;
   let ctx: AppContext;
@@ -119,7 +123,8 @@ export async function startService(options: ServeOptions): Promise<RunningServic
         log.info({ count: voided }, "expired pending registrations removed");
       }
     } catch (err) {
-      log.error({ err: String(err) }, "sweep failed");
+      // A database outage is retried by the next sweep.
+      log[isStoreUnavailable(err) ? "warn" : "error"]({ err: String(err) }, "sweep failed");
     }
   };
   const sweeper = setInterval(() => {

@@ -2,6 +2,7 @@ import Router from "@koa/router";
 import type { AppContext } from "../context.ts";
 import { STORAGE_FULL_RETRY_SECONDS } from "../domain/write-health.ts";
 import { isStorageFull } from "../store/errors.ts";
+import { isStoreUnavailable } from "../errors.ts";
 
 export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "metrics" | "clock" | "writeHealth">): Router {
   const router = new Router();
@@ -17,7 +18,7 @@ export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "m
   router.get("/healthz", async (ctx) => {
     ctx.set("Cache-Control", "no-store");
     const unavailable = (reason: string, err: unknown) => {
-      deps.log.error({ err: String(err) }, `health check: ${reason}`);
+      deps.log[isStoreUnavailable(err) ? "warn" : "error"]({ err: String(err) }, `health check: ${reason}`);
       ctx.status = 503;
       ctx.set("Retry-After", String(STORAGE_FULL_RETRY_SECONDS));
       ctx.body = { status: "unavailable", reason };

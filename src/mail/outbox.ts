@@ -1,6 +1,7 @@
 import type { AppContext } from "../context.ts";
 import type { EventPayload, MailPayload } from "../domain/outbox-items.ts";
 import { signatureHeader } from "../domain/secrets.ts";
+import { isStoreUnavailable } from "../errors.ts";
 import { scrubRemoteText } from "../scrub.ts";
 import type { OutboxItem } from "../store/store.ts";
 import { isPermanentMailError } from "./transport.ts";
@@ -74,7 +75,8 @@ export class OutboxSender {
       return;
     }
     this.#running = this.#drain()
-      .catch((err: unknown) => this.deps.log.error({ err: scrubRemoteText(String(err)) }, "outbox pass failed"))
+      // A database outage is retried by the next poll.
+      .catch((err: unknown) => this.deps.log[isStoreUnavailable(err) ? "warn" : "error"]({ err: scrubRemoteText(String(err)) }, "outbox pass failed"))
       .finally(() => {
         this.#running = null;
         if (this.#again) {
@@ -147,8 +149,6 @@ export class OutboxSender {
       } else {
         await this.#sendEvent(payload as EventPayload, item);
       }
-      await store.markOutboxSent(item.id, clock.now());
-      this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
     } catch (err) {
       // The SMTP server's or the receiver's words, logged and kept in last_error: addresses out.
       const reason = scrubRemoteText(err instanceof Error ? err.message : String(err), recipient === undefined ? [] : [recipient]);
@@ -163,7 +163,12 @@ export class OutboxSender {
         await store.markOutboxRetry(item.id, clock.now() + delay, reason);
         this.deps.metrics.outbox.inc({ kind: item.kind, result: "retried" });
       }
+      return;
     }
+    // Not a failed send: a database outage here ends the pass, and the item, still leased, is
+    // sent again once the lease runs out (at least once, never lost).
+    await store.markOutboxSent(item.id, clock.now());
+    this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
   }
 
   async #sendMail(payload: MailPayload, item: OutboxItem): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Store } from "./store.ts";
-import { PostgresStore } from "./postgres/postgres-store.ts";
+import { PostgresStore, type PostgresStoreOptions } from "./postgres/postgres-store.ts";
 import { SqliteStore } from "./sqlite/sqlite-store.ts";
 
 export interface OpenStoreOptions {
@@ -8,14 +8,14 @@ export interface OpenStoreOptions {
 }
 
 /** Opens and migrates the store a `storage` URL names. */
-export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(url: string, options: OpenStoreOptions & PostgresStoreOptions = {}): Promise<Store> {
   let store: Store;
   if (url.startsWith("sqlite:")) {
     const sqlite = SqliteStore.open(url);
     for (const notice of sqlite.fileNotices) options.warn?.(notice);
     store = sqlite;
   } else if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
-    store = await PostgresStore.open(url);
+    store = await PostgresStore.open(url, options);
   } else {
     throw new Error(`storage ${url.split(":")[0]}: expected a sqlite: or postgres:// URL`);
   }

@@ -19,6 +19,7 @@ import type {
   TokenLookup,
 } from "../store.ts";
 import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { CommitOutcomeUnknown, isConnectionLoss, Reconnecting, type IfCommitUnknown } from "./connection-loss.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
 
 // BIGINT columns (ids, epoch-millisecond times, counts) arrive as strings; every mapper goes through Number().
@@ -33,23 +34,35 @@ function uniqueViolation(err: unknown): string | null {
 
 class NameTaken extends Error {}
 
+export interface PostgresStoreOptions {
+  /** Told (at most once a second) when connections are lost: a restart, a failover, a reaper. */
+  onConnectionLoss?: (reason: string, alsoLost: number) => void;
+}
+
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly #pool: pg.Pool;
+  readonly #reconnecting: Reconnecting;
   #closed = false;
 
   /** `url` may carry `?options=-c%20search_path%3D<schema>` to keep the tables in a schema of their own. */
-  constructor(url: string) {
+  constructor(url: string, options: PostgresStoreOptions = {}) {
     this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+    this.#reconnecting = new Reconnecting(options.onConnectionLoss ?? (() => {}));
     // An idle client whose connection drops is removed from the pool; without a listener the
-    // 'error' event would end the process. The next query reports an outage that persists.
-    this.#pool.on("error", () => {});
+    // 'error' event would end the process. The pool opens a new connection for the next query.
+    this.#pool.on("error", (err) => this.#reconnecting.lost(err));
+    // A checked-out client has no listener of the pool's: a connection lost between two statements
+    // would emit 'error' with nobody listening, which ends the process. The next statement on that
+    // client fails, and it is that failure that counts.
+    this.#pool.on("connect", (client) => client.on("error", () => {}));
   }
 
-  static async open(url: string): Promise<PostgresStore> {
-    const store = new PostgresStore(url);
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const store = new PostgresStore(url, options);
     try {
-      await store.ping();
+      // Straight to the pool, not through the retry: at start-up the operator wants the real reason.
+      await store.#pool.query("SELECT 1");
     } catch (err) {
       await store.close();
       throw err;
@@ -57,16 +70,39 @@ export class PostgresStore implements Store {
     return store;
   }
 
-  /** Runs `work` on one dedicated connection inside BEGIN … COMMIT; any throw rolls it all back. */
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** A statement that may run twice (a read, or a write whose second run changes nothing); see connection-loss.ts. */
+  #query<R extends pg.QueryResultRow = Row>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.#reconnecting.rerun(() => this.#pool.query<R>(text, values));
+  }
+
+  /** A write whose second run could answer differently: a lost connection is a 503, not a retry. */
+  #queryOnce<R extends pg.QueryResultRow = Row>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.#reconnecting.once(() => this.#pool.query<R>(text, values));
+  }
+
+  /**
+   * Runs `work` on one dedicated connection inside BEGIN … COMMIT; any throw rolls it all back.
+   * Lost before COMMIT, it runs again; lost during COMMIT, `ifCommitUnknown` decides.
+   */
+  #transaction<T>(work: (client: pg.PoolClient) => Promise<T>, ifCommitUnknown: IfCommitUnknown<T>): Promise<T> {
+    return this.#reconnecting.transaction(() => this.#transactionOnce(work), ifCommitUnknown);
+  }
+
+  async #transactionOnce<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    let committing = false;
     try {
       await client.query("BEGIN");
       const result = await work(client);
+      committing = true;
       await client.query("COMMIT");
       return result;
     } catch (err) {
+      if (isConnectionLoss(err)) {
+        broken = err as Error;
+        throw committing ? new CommitOutcomeUnknown(err) : err;
+      }
       try {
         await client.query("ROLLBACK");
       } catch (rollbackErr) {
@@ -97,32 +133,33 @@ export class PostgresStore implements Store {
           [i + 1],
         );
       }
-    });
+      // A second run after an unknown COMMIT finds the versions recorded and does nothing.
+    }, "rerun");
   }
 
   async loadSecret(candidate: string): Promise<string> {
-    await this.#pool.query("INSERT INTO meta (key, value) VALUES ('secret', $1) ON CONFLICT (key) DO NOTHING", [
+    await this.#query("INSERT INTO meta (key, value) VALUES ('secret', $1) ON CONFLICT (key) DO NOTHING", [
       candidate,
     ]);
-    const { rows } = await this.#pool.query<Row>("SELECT value FROM meta WHERE key = 'secret'");
+    const { rows } = await this.#query<Row>("SELECT value FROM meta WHERE key = 'secret'");
     return String(rows[0]!["value"]);
   }
 
   async findStoredSecret(): Promise<string | null> {
-    const { rows } = await this.#pool.query<Row>("SELECT value FROM meta WHERE key = 'secret'");
+    const { rows } = await this.#query<Row>("SELECT value FROM meta WHERE key = 'secret'");
     return rows[0] ? String(rows[0]["value"]) : null;
   }
 
   async deleteStoredSecret(): Promise<void> {
-    await this.#pool.query("DELETE FROM meta WHERE key = 'secret'");
+    await this.#query("DELETE FROM meta WHERE key = 'secret'");
   }
 
   async ping(): Promise<void> {
-    await this.#pool.query("SELECT 1");
+    await this.#query("SELECT 1");
   }
 
   async probeWrite(now: number): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       "INSERT INTO meta (key, value) VALUES ('heartbeat', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
       [String(now)],
     );
@@ -139,7 +176,7 @@ export class PostgresStore implements Store {
   }
 
   async findNameHolder(username: string, now: number): Promise<"pending" | "account" | null> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       "SELECT state FROM users WHERE username = $1 AND (state = 'active' OR expires_at > $2)",
       [username, now],
     );
@@ -148,7 +185,7 @@ export class PostgresStore implements Store {
 
   async findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null> {
     // 'active' sorts before 'pending': an account wins over a pending registration.
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       "SELECT state FROM users WHERE skeleton = $1 AND (state = 'active' OR expires_at > $2) ORDER BY state LIMIT 1",
       [skeleton, now],
     );
@@ -156,7 +193,7 @@ export class PostgresStore implements Store {
   }
 
   async isMailHashHeld(mailHash: string, now: number): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(
+    const { rowCount } = await this.#query(
       "SELECT 1 FROM users WHERE mail_hash = $1 AND (state = 'active' OR expires_at > $2)",
       [mailHash, now],
     );
@@ -190,6 +227,11 @@ export class PostgresStore implements Store {
         const id = Number(rows[0]!["id"]);
         for (const item of outbox) await this.#insertOutbox(client, item, id);
         return { ok: true, id };
+        // The token hash is new with this request: a row holding it is this transaction's commit.
+        // A plain second run would instead meet its own row and answer "username pending" (409).
+      }, async () => {
+        const { rows } = await this.#query<Row>("SELECT id FROM users WHERE token_hash = $1", [pending.tokenHash]);
+        return rows[0] ? { ok: true, id: Number(rows[0]["id"]) } : null;
       });
     } catch (err) {
       const constraint = uniqueViolation(err);
@@ -207,7 +249,7 @@ export class PostgresStore implements Store {
   }
 
   async findByTokenHash(tokenHash: string, now: number): Promise<TokenLookup | null> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       "SELECT username, state, expires_at FROM users WHERE token_hash = $1",
       [tokenHash],
     );
@@ -240,11 +282,18 @@ export class PostgresStore implements Store {
       );
       const activeRow = active.rows[0];
       return activeRow ? { outcome: "already-active", username: String(activeRow["username"]) } : null;
+      // Activated at exactly `now`, the account is this transaction's (a second run would say "already active").
+    }, async () => {
+      const { rows } = await this.#query<Row>(
+        `SELECT ${ACCOUNT_COLUMNS} FROM users WHERE token_hash = $1 AND state = 'active' AND verified_at = $2`,
+        [tokenHash, now],
+      );
+      return rows[0] ? { outcome: "created", account: toAccount(rows[0]) } : null;
     });
   }
 
   async listPending(now: number): Promise<PendingSummary[]> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       `SELECT u.id, u.username, u.ip, u.created_at, u.expires_at,
               (SELECT o.state FROM outbox o WHERE o.user_id = u.id AND o.kind = 'mail' ORDER BY o.id DESC LIMIT 1) AS mail_state
        FROM users u WHERE u.state = 'pending' AND u.expires_at > $1 ORDER BY u.created_at, u.id`,
@@ -254,21 +303,21 @@ export class PostgresStore implements Store {
   }
 
   async listAccounts(): Promise<AccountSummary[]> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       `SELECT ${ACCOUNT_COLUMNS} FROM users WHERE state = 'active' ORDER BY username`,
     );
     return rows.map(toAccount);
   }
 
   async deleteAccount(username: string): Promise<boolean> {
-    const { rowCount } = await this.#pool.query("DELETE FROM users WHERE username = $1 AND state = 'active'", [
+    const { rowCount } = await this.#queryOnce("DELETE FROM users WHERE username = $1 AND state = 'active'", [
       username,
     ]);
     return (rowCount ?? 0) > 0;
   }
 
   async deleteExpiredPending(now: number): Promise<number> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       `WITH voided AS (
          DELETE FROM users WHERE state = 'pending' AND expires_at <= $1 RETURNING id),
        mail AS (
@@ -280,7 +329,7 @@ export class PostgresStore implements Store {
   }
 
   async forgetTokensVerifiedBefore(before: number): Promise<number> {
-    const { rowCount } = await this.#pool.query(
+    const { rowCount } = await this.#query(
       "UPDATE users SET token_hash = NULL WHERE state = 'active' AND token_hash IS NOT NULL AND verified_at < $1",
       [before],
     );
@@ -288,7 +337,7 @@ export class PostgresStore implements Store {
   }
 
   async findLogin(username: string): Promise<LoginRecord | null> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       "SELECT id, username, password_hash FROM users WHERE username = $1 AND state = 'active'",
       [username],
     );
@@ -299,7 +348,7 @@ export class PostgresStore implements Store {
   }
 
   async insertApiKey(key: ApiKeyRecord): Promise<void> {
-    await this.#pool.query("INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)", [
+    await this.#queryOnce("INSERT INTO api_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)", [
       key.id,
       key.name,
       key.secretHash,
@@ -308,22 +357,22 @@ export class PostgresStore implements Store {
   }
 
   async findApiKey(id: string): Promise<ApiKeyRecord | null> {
-    const { rows } = await this.#pool.query<Row>("SELECT * FROM api_keys WHERE id = $1", [id]);
+    const { rows } = await this.#query<Row>("SELECT * FROM api_keys WHERE id = $1", [id]);
     return rows[0] ? toApiKey(rows[0]) : null;
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
-    const { rows } = await this.#pool.query<Row>("SELECT * FROM api_keys ORDER BY created_at, id");
+    const { rows } = await this.#query<Row>("SELECT * FROM api_keys ORDER BY created_at, id");
     return rows.map(toApiKey);
   }
 
   async deleteApiKey(id: string): Promise<boolean> {
-    const { rowCount } = await this.#pool.query("DELETE FROM api_keys WHERE id = $1", [id]);
+    const { rowCount } = await this.#queryOnce("DELETE FROM api_keys WHERE id = $1", [id]);
     return (rowCount ?? 0) > 0;
   }
 
   async insertInvite(invite: NewInvite): Promise<InviteRecord> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#queryOnce<Row>(
       `INSERT INTO invites (handle, token_hash, issuer_kind, issuer_id, issuer_name, username, uses_total, uses_left, created_at, expires_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING *`,
       [
@@ -342,22 +391,22 @@ export class PostgresStore implements Store {
   }
 
   async findInviteByTokenHash(tokenHash: string): Promise<InviteRecord | null> {
-    const { rows } = await this.#pool.query<Row>("SELECT * FROM invites WHERE token_hash = $1", [tokenHash]);
+    const { rows } = await this.#query<Row>("SELECT * FROM invites WHERE token_hash = $1", [tokenHash]);
     return rows[0] ? toInvite(rows[0]) : null;
   }
 
   async findInviteByHandle(handle: string): Promise<InviteRecord | null> {
-    const { rows } = await this.#pool.query<Row>("SELECT * FROM invites WHERE handle = $1", [handle]);
+    const { rows } = await this.#query<Row>("SELECT * FROM invites WHERE handle = $1", [handle]);
     return rows[0] ? toInvite(rows[0]) : null;
   }
 
   async listInvites(): Promise<InviteRecord[]> {
-    const { rows } = await this.#pool.query<Row>("SELECT * FROM invites ORDER BY created_at, id");
+    const { rows } = await this.#query<Row>("SELECT * FROM invites ORDER BY created_at, id");
     return rows.map(toInvite);
   }
 
   async revokeInvite(id: number, now: number): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(
+    const { rowCount } = await this.#queryOnce(
       "UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
       [now, id],
     );
@@ -405,6 +454,14 @@ export class PostgresStore implements Store {
         const created = toAccount(row);
         for (const item of events(created)) await this.#insertOutbox(client, item, created.id);
         return { ok: true, account: created };
+        // The password hash is salted afresh for this request: an account holding it is this
+        // transaction's commit. A plain second run would find the name taken (409) or the invite used (410).
+      }, async () => {
+        const { rows } = await this.#query<Row>(
+          `SELECT ${ACCOUNT_COLUMNS} FROM users WHERE username = $1 AND password_hash = $2 AND state = 'active'`,
+          [account.username, account.passwordHash],
+        );
+        return rows[0] ? { ok: true, account: toAccount(rows[0]) } : null;
       });
     } catch (err) {
       if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
@@ -413,14 +470,14 @@ export class PostgresStore implements Store {
   }
 
   async insertSession(tokenHash: string, userId: number, createdAt: number, expiresAt: number): Promise<void> {
-    await this.#pool.query(
+    await this.#queryOnce(
       "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
       [tokenHash, userId, createdAt, expiresAt],
     );
   }
 
   async findSession(tokenHash: string, now: number): Promise<SessionRecord | null> {
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       `SELECT s.user_id, s.expires_at, u.username FROM sessions s JOIN users u ON u.id = s.user_id
        WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.state = 'active'`,
       [tokenHash, now],
@@ -432,15 +489,15 @@ export class PostgresStore implements Store {
   }
 
   async extendSession(tokenHash: string, expiresAt: number): Promise<void> {
-    await this.#pool.query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2", [expiresAt, tokenHash]);
+    await this.#query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2", [expiresAt, tokenHash]);
   }
 
   async deleteSession(tokenHash: string): Promise<void> {
-    await this.#pool.query("DELETE FROM sessions WHERE token_hash = $1", [tokenHash]);
+    await this.#query("DELETE FROM sessions WHERE token_hash = $1", [tokenHash]);
   }
 
   async deleteExpiredSessions(now: number): Promise<number> {
-    const { rowCount } = await this.#pool.query("DELETE FROM sessions WHERE expires_at <= $1", [now]);
+    const { rowCount } = await this.#query("DELETE FROM sessions WHERE expires_at <= $1", [now]);
     return rowCount ?? 0;
   }
 
@@ -449,7 +506,7 @@ export class PostgresStore implements Store {
     // meets just after that claim commits is re-checked against the new lease_until and left out.
     // An earlier event stays 'queued' until its sender commits the outcome, so no instance can
     // overtake it with the account's next event.
-    const { rows } = await this.#pool.query<Row>(
+    const { rows } = await this.#query<Row>(
       `UPDATE outbox SET lease_until = $1, attempts = attempts + 1
        WHERE id IN (SELECT o.id FROM outbox o
                     WHERE o.state = 'queued' AND o.next_attempt_at <= $2 AND (o.lease_until IS NULL OR o.lease_until <= $2)
@@ -468,14 +525,14 @@ export class PostgresStore implements Store {
 
   async markOutboxSent(id: number, now: number): Promise<void> {
     // The payload held the address and the token; once sent it has no reason to exist.
-    await this.#pool.query(
+    await this.#query(
       "UPDATE outbox SET state = 'sent', payload = NULL, lease_until = NULL, last_error = NULL, done_at = $1 WHERE id = $2",
       [now, id],
     );
   }
 
   async markOutboxRetry(id: number, nextAttemptAt: number, error: string): Promise<void> {
-    await this.#pool.query("UPDATE outbox SET next_attempt_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3", [
+    await this.#query("UPDATE outbox SET next_attempt_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3", [
       nextAttemptAt,
       error.slice(0, 500),
       id,
@@ -483,14 +540,14 @@ export class PostgresStore implements Store {
   }
 
   async markOutboxFailed(id: number, error: string, now: number): Promise<void> {
-    await this.#pool.query(
+    await this.#query(
       "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $1, done_at = $2 WHERE id = $3",
       [error.slice(0, 500), now, id],
     );
   }
 
   async outboxDepth(): Promise<number> {
-    const { rows } = await this.#pool.query<Row>("SELECT count(*) AS n FROM outbox WHERE state = 'queued'");
+    const { rows } = await this.#query<Row>("SELECT count(*) AS n FROM outbox WHERE state = 'queued'");
     return Number(rows[0]!["n"]);
   }
 
@@ -518,6 +575,7 @@ export class PostgresStore implements Store {
         [now, item["id"]],
       );
       return { ok: true, previous: item["state"] as "queued" | "failed" };
-    });
+      // A second run would report the mail it requeued as found queued.
+    }, "unavailable");
   }
 }
