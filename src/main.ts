@@ -6,7 +6,7 @@ import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
-import { configWarnings, loadConfig, restartOnlyChanges, type Config, type Environment } from "./config.ts";
+import { configForReload, configWarnings, loadConfig, type Config, type Environment } from "./config.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
 import type { LimiterBacking } from "./domain/limiter.ts";
 import { createRedisBacking, type RedisBacking } from "./limiter-backing.ts";
@@ -138,9 +138,9 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       loaded = current;
       return false;
     }
-    const restart = restartOnlyChanges(ctx.config, next);
+    const { config: inForce, restart } = configForReload(ctx.config, next);
     try {
-      applyConfig(ctx, next);
+      applyConfig(ctx, inForce);
     } catch (err) {
       log.error({ file: configPath, reason: (err as Error).message }, "config reload refused; keeping the last good config");
       loaded = current;
