@@ -13,7 +13,7 @@ export const EXAMPLE_CONFIG = resolve(PACKAGE_ROOT, "config.example.json");
 //
 // Each key's type, default and check are written here once; the Config type is derived from it.
 // A key with `restart: "why"` is read once at start-up: a reload reports its change as needing a
-// restart and keeps the running value (see reloadConfig). Every other key is live: whoever reads
+// restart and keeps the running value (see configForReload). Every other key is live: whoever reads
 // it takes ctx.config at the moment of use, which a reload replaces. On an object, the mark covers
 // every key under it. A key with a default is listed as required: ajv fills the default in first,
 // so it never is missing from a loaded config, and the type says so.
@@ -80,7 +80,6 @@ export const CONFIG_SCHEMA = Type.Object({
 }, strict);
 
 export type Config = Static<typeof CONFIG_SCHEMA>;
-export type MailTransportOption = Config["mail"]["transport"];
 
 function isIpOrCidr(value: string): boolean {
   try {
@@ -118,7 +117,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose:
 } });
 // An annotation only (see the schema's head): strict mode refuses keywords it was not told of.
 ajv.addKeyword({ keyword: "restart", schemaType: "string" });
-const validateSchema = ajv.compile(CONFIG_SCHEMA);
+const validateSchema = ajv.compile<Config>(CONFIG_SCHEMA);
 
 export class ConfigError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
@@ -320,8 +319,8 @@ export function parseConfig(raw: unknown, file = "(inline)", env: Environment = 
     };
     throw new ConfigError(file, [...new Set(errors.map(fromEnv))]);
   }
-  // The schema's type, now that the schema has checked it (and filled in its defaults).
-  const config = copy as Config;
+  // The schema's own type, checked (and its defaults filled in) by the schema.
+  const config = copy;
   config.publicUrl = config.publicUrl.replace(/\/+$/, "");
   return config;
 }
@@ -429,10 +428,12 @@ export function restartOnlyChanges(previous: Config, next: Config): string[] {
 /**
  * What a reload puts in force: the new file's live keys, and the running config's restart-only
  * keys, which are still what the listener, store and routes were set up with (a mailed verify
- * link keeps naming the basePath that is mounted). `restart` lists the changes left waiting.
+ * link keeps naming the basePath that is mounted). `restart` lists the restart-only keys this
+ * edit changed (against `previousFile`, the file as last loaded) to a value that is not running.
  */
-export function configForReload(running: Config, file: Config): { config: Config; restart: string[] } {
+export function configForReload(running: Config, file: Config, previousFile: Config = running): { config: Config; restart: string[] } {
   const config = structuredClone(file);
   for (const { path } of RESTART_ONLY) setAt(config, path, structuredClone(valueAt(running, path)));
-  return { config, restart: restartOnlyChanges(running, file) };
+  const waiting = new Set(restartOnlyChanges(running, file));
+  return { config, restart: restartOnlyChanges(previousFile, file).filter((key) => waiting.has(key)) };
 }

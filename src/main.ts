@@ -128,6 +128,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   sweeper.unref();
 
   let loaded = fingerprint(configPath);
+  let loadedConfig = config;
   const reload = (): boolean => {
     const current = fingerprint(configPath);
     let next: Config;
@@ -138,7 +139,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       loaded = current;
       return false;
     }
-    const { config: inForce, restart } = configForReload(ctx.config, next);
+    const { config: inForce, restart } = configForReload(ctx.config, next, loadedConfig);
     try {
       applyConfig(ctx, inForce);
     } catch (err) {
@@ -147,6 +148,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       return false;
     }
     loaded = current;
+    loadedConfig = next;
     if (restart.length > 0) log.warn({ keys: restart }, "config changes that need a restart to take effect");
     log.info({ file: configPath }, "config reloaded");
     logWarnings(log, next);

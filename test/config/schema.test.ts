@@ -29,3 +29,11 @@ test("configForReload takes live keys from the file and keeps restart-only keys,
   assert.deepEqual(config.metrics, { enabled: true, listen: { host: "127.0.0.1", port: 9100 } });
   assert.equal(file.register.basePath, "/signup/", "the file's config is left alone");
 });
+
+test("configForReload names only what this edit changed and what is not already running", () => {
+  const edited = parseConfig({ storage: "sqlite:/tmp/other.db", register: { authTokens: ["t0ken"] }, metrics: { listen: { host: "127.0.0.1", port: 9100 } } });
+  const again = parseConfig({ storage: "sqlite:/tmp/other.db", redis: "redis://127.0.0.1:6379", register: { authTokens: ["t0ken"] }, metrics: { listen: { host: "127.0.0.1", port: 9100 } } });
+  assert.deepEqual(configForReload(base, edited).restart, ["storage"]);
+  assert.deepEqual(configForReload(base, again, edited).restart, ["redis"], "storage was named by the edit before");
+  assert.deepEqual(configForReload(base, base, again).restart, [], "back to what runs");
+});
