@@ -142,7 +142,6 @@ function methodFallback(routers: Router[]) {
 
 function requestLog(deps: Pick<AppContext, "config" | "metrics">, requests: Logger) {
   return async (ctx: Context, next: Next) => {
-    ctx.app.proxy = deps.config.trustProxy;
     ctx.state.reqId = randomUUID();
     ctx.set("X-Request-Id", ctx.state.reqId);
     ctx.set("X-Content-Type-Options", "nosniff");
@@ -192,7 +191,9 @@ function trustLastHop(app: Koa): void {
 }
 
 export function createApp(ctx: AppContext): Koa {
-  const app = new Koa({ proxy: ctx.config.trustProxy, maxIpsCount: 1 });
+  const app = new Koa({ maxIpsCount: 1 });
+  // trustProxy is live: Koa asks app.proxy on each use (ip, protocol, host), and gets the current config's answer.
+  Object.defineProperty(app, "proxy", { get: () => ctx.config.trustProxy, enumerable: true });
   app.silent = true;
   trustLastHop(app);
   const requests = requestLogger(ctx.log);

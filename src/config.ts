@@ -1,153 +1,85 @@
 import { readFileSync, existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isDeepStrictEqual } from "node:util";
+import { Type, type Static } from "@sinclair/typebox";
 import { Ajv, type ErrorObject } from "ajv";
 import ipaddr from "ipaddr.js";
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const EXAMPLE_CONFIG = resolve(PACKAGE_ROOT, "config.example.json");
 
-export type MailTransportOption = string | Record<string, unknown>;
+// --- the schema: the one place a key is defined -----------------------------------------------
+//
+// Each key's type, default and check are written here once; the Config type is derived from it.
+// A key with `restart: "why"` is read once at start-up: a reload reports its change as needing a
+// restart and keeps the running value (see configForReload). Every other key is live: whoever reads
+// it takes ctx.config at the moment of use, which a reload replaces. On an object, the mark covers
+// every key under it. A key with a default is listed as required: ajv fills the default in first,
+// so it never is missing from a loaded config, and the type says so.
 
-export interface Config {
-  listen: { host: string; port: number };
-  publicUrl: string;
-  trustProxy: boolean;
-  storage: string;
-  redis?: string;
-  secret?: string;
-  register: {
-    basePath: string;
-    secure: boolean;
-    authTokens: string[];
-    throttleSeconds: number;
-    blacklist: string[];
-    whitelist: string[];
-    filteredMails: string[];
-    pendingTtlSeconds: number;
-    sendMail: boolean;
-    blockDisposable: boolean;
-    ipv6Prefix: number;
-  };
-  mail: { from: string; transport: MailTransportOption };
-  invites: { ttlSeconds: number; apiPath: string };
-  accounts: { minPasswordLength: number; reservedUsernames: string[] };
-  events?: { webhook?: { url: string; secret: string } };
-  metrics: { enabled: boolean; listen?: { host: string; port: number } };
-}
+const strict = { additionalProperties: false } as const;
+const ipOrCidr = Type.String({ minLength: 1, format: "ip-or-cidr" });
 
-const ipOrCidr = { type: "string", minLength: 1, format: "ip-or-cidr" };
+export const CONFIG_SCHEMA = Type.Object({
+  $schema: Type.Optional(Type.String()),
+  listen: Type.Object({
+    host: Type.String({ minLength: 1, default: "127.0.0.1" }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  }, { ...strict, default: {}, restart: "the listener is bound at start-up" }),
+  publicUrl: Type.String({ format: "http-url", default: "http://localhost:8080" }),
+  // Koa reads app.proxy per request, and createApp makes that a look-up of this key.
+  trustProxy: Type.Boolean({ default: false }),
+  storage: Type.String({ pattern: "^(sqlite:.+|postgres(ql)?://.+)$", default: "sqlite:./data/gatehouse.db", restart: "the store is opened at start-up" }),
+  redis: Type.Optional(Type.String({ pattern: "^rediss?://", restart: "the Redis connection is made at start-up" })),
+  secret: Type.Optional(Type.String({ minLength: 32, restart: "mail hashes and sealed payloads are keyed at start-up" })),
+  register: Type.Object({
+    basePath: Type.String({ pattern: "^/([^/?#]+/)*$", default: "/register_account/", restart: "the routes are mounted at start-up" }),
+    secure: Type.Boolean({ default: true }),
+    authTokens: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+    throttleSeconds: Type.Integer({ minimum: 0, default: 0 }),
+    blacklist: Type.Array(ipOrCidr, { default: [] }),
+    whitelist: Type.Array(ipOrCidr, { default: [] }),
+    filteredMails: Type.Array(Type.String({ format: "regex" }), { default: [] }),
+    pendingTtlSeconds: Type.Integer({ minimum: 1, default: 86400 }),
+    sendMail: Type.Boolean({ default: true }),
+    blockDisposable: Type.Boolean({ default: false }),
+    // One subscriber usually holds a whole /64 (often a /56 or /48): rate limits count by network, not by address.
+    ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
+  }, strict),
+  mail: Type.Object({
+    from: Type.String({ minLength: 3, default: "gatehouse <noreply@localhost>" }),
+    transport: Type.Union([
+      Type.String({ pattern: "^(dir:.+|smtps?://.+)$" }),
+      Type.Record(Type.String(), Type.Unknown()),
+    ], { default: "dir:./data/mail" }),
+  }, { ...strict, default: {} }),
+  invites: Type.Object({
+    ttlSeconds: Type.Integer({ minimum: 1, default: 604800 }),
+    apiPath: Type.String({ pattern: "^/[^?#]*$", default: "/invites_api", restart: "the route is mounted at start-up" }),
+  }, { ...strict, default: {} }),
+  accounts: Type.Object({
+    minPasswordLength: Type.Integer({ minimum: 1, maximum: 1024, default: 8 }),
+    reservedUsernames: Type.Array(Type.String({ minLength: 1 }), {
+      default: ["admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "security", "support", "noc"],
+    }),
+  }, { ...strict, default: {} }),
+  metrics: Type.Object({
+    enabled: Type.Boolean({ default: true, restart: "the /metrics route or listener is set up at start-up" }),
+    listen: Type.Optional(Type.Object({
+      host: Type.String({ minLength: 1, default: "127.0.0.1" }),
+      port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    }, { ...strict, restart: "the metrics listener is bound at start-up" })),
+  }, { ...strict, default: {} }),
+  events: Type.Optional(Type.Object({
+    webhook: Type.Optional(Type.Object({
+      url: Type.String({ format: "http-url" }),
+      secret: Type.String({ minLength: 16 }),
+    }, strict)),
+  }, strict)),
+}, strict);
 
-export const CONFIG_SCHEMA = {
-  type: "object",
-  additionalProperties: false,
-  required: ["register"],
-  properties: {
-    $schema: { type: "string" },
-    listen: {
-      type: "object",
-      additionalProperties: false,
-      default: {},
-      properties: {
-        host: { type: "string", minLength: 1, default: "127.0.0.1" },
-        port: { type: "integer", minimum: 0, maximum: 65535, default: 8080 },
-      },
-    },
-    publicUrl: { type: "string", format: "http-url", default: "http://localhost:8080" },
-    trustProxy: { type: "boolean", default: false },
-    storage: { type: "string", pattern: "^(sqlite:.+|postgres(ql)?://.+)$", default: "sqlite:./data/gatehouse.db" },
-    redis: { type: "string", pattern: "^rediss?://" },
-    secret: { type: "string", minLength: 32 },
-    register: {
-      type: "object",
-      additionalProperties: false,
-      required: ["authTokens"],
-      properties: {
-        basePath: { type: "string", pattern: "^/([^/?#]+/)*$", default: "/register_account/" },
-        secure: { type: "boolean", default: true },
-        authTokens: { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
-        throttleSeconds: { type: "integer", minimum: 0, default: 0 },
-        blacklist: { type: "array", items: ipOrCidr, default: [] },
-        whitelist: { type: "array", items: ipOrCidr, default: [] },
-        filteredMails: { type: "array", items: { type: "string", format: "regex" }, default: [] },
-        pendingTtlSeconds: { type: "integer", minimum: 1, default: 86400 },
-        sendMail: { type: "boolean", default: true },
-        blockDisposable: { type: "boolean", default: false },
-        // One subscriber usually holds a whole /64 (often a /56 or /48): rate limits count by network, not by address.
-        ipv6Prefix: { type: "integer", minimum: 32, maximum: 128, default: 64 },
-      },
-    },
-    mail: {
-      type: "object",
-      additionalProperties: false,
-      default: {},
-      properties: {
-        from: { type: "string", minLength: 3, default: "gatehouse <noreply@localhost>" },
-        transport: {
-          oneOf: [
-            { type: "string", pattern: "^(dir:.+|smtps?://.+)$" },
-            { type: "object" },
-          ],
-          default: "dir:./data/mail",
-        },
-      },
-    },
-    invites: {
-      type: "object",
-      additionalProperties: false,
-      default: {},
-      properties: {
-        ttlSeconds: { type: "integer", minimum: 1, default: 604800 },
-        apiPath: { type: "string", pattern: "^/[^?#]*$", default: "/invites_api" },
-      },
-    },
-    accounts: {
-      type: "object",
-      additionalProperties: false,
-      default: {},
-      properties: {
-        minPasswordLength: { type: "integer", minimum: 1, maximum: 1024, default: 8 },
-        reservedUsernames: {
-          type: "array",
-          items: { type: "string", minLength: 1 },
-          default: ["admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "security", "support", "noc"],
-        },
-      },
-    },
-    metrics: {
-      type: "object",
-      additionalProperties: false,
-      default: {},
-      properties: {
-        enabled: { type: "boolean", default: true },
-        listen: {
-          type: "object",
-          additionalProperties: false,
-          required: ["port"],
-          properties: {
-            host: { type: "string", minLength: 1, default: "127.0.0.1" },
-            port: { type: "integer", minimum: 0, maximum: 65535 },
-          },
-        },
-      },
-    },
-    events: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        webhook: {
-          type: "object",
-          additionalProperties: false,
-          required: ["url", "secret"],
-          properties: {
-            url: { type: "string", format: "http-url" },
-            secret: { type: "string", minLength: 16 },
-          },
-        },
-      },
-    },
-  },
-} as const;
+export type Config = Static<typeof CONFIG_SCHEMA>;
 
 function isIpOrCidr(value: string): boolean {
   try {
@@ -183,7 +115,9 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose:
   regex: isRegex,
   "http-url": isHttpUrl,
 } });
-const validateSchema = ajv.compile(CONFIG_SCHEMA);
+// An annotation only (see the schema's head): strict mode refuses keywords it was not told of.
+ajv.addKeyword({ keyword: "restart", schemaType: "string" });
+const validateSchema = ajv.compile<Config>(CONFIG_SCHEMA);
 
 export class ConfigError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
@@ -201,8 +135,17 @@ const ENV_PREFIX = "GATEHOUSE__";
 
 interface SchemaNode {
   type?: string;
-  oneOf?: readonly SchemaNode[];
+  anyOf?: readonly SchemaNode[];
   properties?: Record<string, SchemaNode>;
+  pattern?: string;
+  restart?: string;
+}
+
+const SCHEMA_ROOT = CONFIG_SCHEMA as unknown as SchemaNode;
+
+/** The keys of an object node that are config keys ($schema only names the file's schema). */
+function childrenOf(node: SchemaNode): [string, SchemaNode][] {
+  return Object.entries(node.properties ?? {}).filter(([key]) => key !== "$schema");
 }
 
 /** One config key set from the environment. */
@@ -219,20 +162,20 @@ const screaming = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").to
 
 /** The child of an object node whose SCREAMING_SNAKE name is `segment`. */
 function childNamed(node: SchemaNode, segment: string): [string, SchemaNode] | undefined {
-  return Object.entries(node.properties ?? {}).find(([key]) => key !== "$schema" && screaming(key) === segment);
+  return childrenOf(node).find(([key]) => screaming(key) === segment);
 }
 
 /** Maps one GATEHOUSE__… variable onto the schema; a problem is reported naming the variable. */
 function resolveVariable(variable: string): { override: EnvironmentOverride; node: SchemaNode } | { problem: string } {
   const segments = variable.slice(ENV_PREFIX.length).split("__");
   const attempt = (names: string[]): { path: string[]; node: SchemaNode } | { problem: string } => {
-    let node = CONFIG_SCHEMA as unknown as SchemaNode;
+    let node = SCHEMA_ROOT;
     const path: string[] = [];
     for (const segment of names) {
       const child = childNamed(node, segment);
       if (!child) {
         const where = path.length > 0 ? `under ${path.join(".")}` : "at the top level";
-        const known = Object.keys(node.properties ?? {}).filter((k) => k !== "$schema").map(screaming);
+        const known = childrenOf(node).map(([key]) => screaming(key));
         const hint = known.length > 0 ? `; known ${where}: ${known.join(", ")}` : ` (${path.join(".")} takes one JSON value)`;
         return { problem: `${variable}: names no config key (${segment} ${where})${hint}` };
       }
@@ -265,7 +208,7 @@ const JSON_EXAMPLES: Record<string, string> = {
  * a string or an object (mail.transport) is an object only when the text is a JSON object.
  */
 function typedValue(node: SchemaNode, text: string, variable: string): unknown {
-  const types = node.type ? [node.type] : (node.oneOf ?? []).map((branch) => branch.type ?? "");
+  const types = node.type ? [node.type] : (node.anyOf ?? []).map((branch) => branch.type ?? "");
   if (types.length === 1 && types[0] === "string") return text;
   let value: unknown;
   try {
@@ -327,13 +270,7 @@ function applyEnvironment(raw: Record<string, unknown>, env: Environment): { ove
       problems.push((err as Error).message);
       continue;
     }
-    let target = raw;
-    for (const key of override.path.slice(0, -1)) {
-      const next = target[key];
-      if (next === null || typeof next !== "object" || Array.isArray(next)) target[key] = {};
-      target = target[key] as Record<string, unknown>;
-    }
-    target[override.path[override.path.length - 1]!] = value;
+    setAt(raw, override.path, value);
   }
   return { overrides: resolved.map((r) => r.override), problems };
 }
@@ -351,6 +288,11 @@ function describe(error: ErrorObject): string {
       return `${path === "(top level)" ? "" : path + "."}${String(error.params.missingProperty)}: is required`;
     case "format":
       return `${path}: ${JSON.stringify(error.data)} is not a valid ${String(error.params.format)}`;
+    case "anyOf": {
+      const forms = ((error.parentSchema as SchemaNode | undefined)?.anyOf ?? []).map((branch) =>
+        branch.type === "object" ? "an object" : `a ${branch.type ?? "value"}${branch.pattern ? ` matching ${branch.pattern}` : ""}`);
+      return `${path}: must be ${forms.join(" or ")}`;
+    }
     default:
       return `${path}: ${error.message ?? "is invalid"}`;
   }
@@ -367,9 +309,9 @@ export function parseConfig(raw: unknown, file = "(inline)", env: Environment = 
     : { overrides: [], problems: [] };
   if (applied.problems.length > 0) throw new ConfigError(file, applied.problems);
   if (!validateSchema(copy)) {
-    // oneOf reports each branch; the branch errors are noise next to the summary.
+    // anyOf reports each branch; the branch errors are noise next to the summary.
     const errors = (validateSchema.errors ?? []).filter((e, _i, all) =>
-      !all.some((o) => o.keyword === "oneOf" && e.instancePath === o.instancePath && e !== o));
+      !all.some((o) => o.keyword === "anyOf" && e.instancePath === o.instancePath && e !== o));
     const fromEnv = (error: ErrorObject) => {
       const path = keyPath(error);
       const source = applied.overrides.find((o) => path === o.path.join(".") || path.startsWith(o.path.join(".") + "."));
@@ -377,7 +319,8 @@ export function parseConfig(raw: unknown, file = "(inline)", env: Environment = 
     };
     throw new ConfigError(file, [...new Set(errors.map(fromEnv))]);
   }
-  const config = copy as Config;
+  // The schema's own type, checked (and its defaults filled in) by the schema.
+  const config = copy;
   config.publicUrl = config.publicUrl.replace(/\/+$/, "");
   return config;
 }
@@ -442,16 +385,55 @@ export function configWarnings(config: Config): string[] {
   return warnings;
 }
 
-/** Keys whose change only takes effect after a restart. */
+// --- live and restart-only keys --------------------------------------------------------------
+
+/** One config key: its path, and why a change needs a restart (null: it is live). */
+export interface ConfigKey {
+  path: string[];
+  restart: string | null;
+}
+
+/** Every key of the schema, down to the leaves or to an object that is restart-only as a whole. */
+export function configKeys(node: SchemaNode = SCHEMA_ROOT, path: string[] = []): ConfigKey[] {
+  return childrenOf(node).flatMap(([key, child]) =>
+    child.properties && child.restart === undefined
+      ? configKeys(child, [...path, key])
+      : [{ path: [...path, key], restart: child.restart ?? null }]);
+}
+
+const RESTART_ONLY = configKeys().filter((key) => key.restart !== null);
+
+function valueAt(config: unknown, path: string[]): unknown {
+  return path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
+}
+
+function setAt(target: Record<string, unknown>, path: string[], value: unknown): void {
+  for (const key of path.slice(0, -1)) {
+    const next = target[key];
+    if (next === null || typeof next !== "object" || Array.isArray(next)) target[key] = {};
+    target = target[key] as Record<string, unknown>;
+  }
+  const last = path[path.length - 1]!;
+  if (value === undefined) delete target[last];
+  else target[last] = value;
+}
+
+/** The restart-only keys (as dotted paths) whose value differs between two configs. */
 export function restartOnlyChanges(previous: Config, next: Config): string[] {
-  const changed: string[] = [];
-  if (JSON.stringify(previous.listen) !== JSON.stringify(next.listen)) changed.push("listen");
-  if (previous.storage !== next.storage) changed.push("storage");
-  if (previous.redis !== next.redis) changed.push("redis");
-  if (previous.secret !== next.secret) changed.push("secret");
-  if (previous.trustProxy !== next.trustProxy) changed.push("trustProxy");
-  if (previous.register.basePath !== next.register.basePath) changed.push("register.basePath");
-  if (previous.invites.apiPath !== next.invites.apiPath) changed.push("invites.apiPath");
-  if (JSON.stringify(previous.metrics) !== JSON.stringify(next.metrics)) changed.push("metrics");
-  return changed;
+  return RESTART_ONLY
+    .filter(({ path }) => !isDeepStrictEqual(valueAt(previous, path), valueAt(next, path)))
+    .map(({ path }) => path.join("."));
+}
+
+/**
+ * What a reload puts in force: the new file's live keys, and the running config's restart-only
+ * keys, which are still what the listener, store and routes were set up with (a mailed verify
+ * link keeps naming the basePath that is mounted). `restart` lists the restart-only keys this
+ * edit changed (against `previousFile`, the file as last loaded) to a value that is not running.
+ */
+export function configForReload(running: Config, file: Config, previousFile: Config = running): { config: Config; restart: string[] } {
+  const config = structuredClone(file);
+  for (const { path } of RESTART_ONLY) setAt(config, path, structuredClone(valueAt(running, path)));
+  const waiting = new Set(restartOnlyChanges(running, file));
+  return { config, restart: restartOnlyChanges(previousFile, file).filter((key) => waiting.has(key)) };
 }

@@ -97,9 +97,12 @@ export async function createContext(config: Config, store: Store, options: Conte
 }
 
 /**
- * Swaps in a new, already validated config: tokens, lists, filters, throttle, TTLs, mail and
- * templates change at once. Everything is built before anything is replaced, so a failure
- * leaves the old config fully in force.
+ * Swaps in a new, already validated config (configForReload's: restart-only keys keep their
+ * running values) on the shared context, in place: every route and worker holds this object and
+ * reads ctx.config when it uses a key, so live keys apply from the next use. What is derived from
+ * live keys is rebuilt here: rules (tokens, lists, filters, reserved names), the throttle, the
+ * mailer (when mail changed) and templates. Everything is built before anything is replaced, so
+ * a failure leaves the old config fully in force.
  */
 export function applyConfig(ctx: AppContext, next: Config, templateDir?: string): void {
   const rules = compileRules(next);

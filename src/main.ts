@@ -6,7 +6,7 @@ import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.ts";
-import { configWarnings, loadConfig, restartOnlyChanges, type Config, type Environment } from "./config.ts";
+import { configForReload, configWarnings, loadConfig, type Config, type Environment } from "./config.ts";
 import { isStoreUnavailable } from "./errors.ts";
 import { applyConfig, createContext, type AppContext, type Clock } from "./context.ts";
 import type { LimiterBacking } from "./domain/limiter.ts";
@@ -133,6 +133,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
   sweeper.unref();
 
   let loaded = fingerprint(configPath);
+  let loadedConfig = config;
   const reload = (): boolean => {
     const current = fingerprint(configPath);
     let next: Config;
@@ -143,15 +144,16 @@ export async function startService(options: ServeOptions): Promise<RunningServic
       loaded = current;
       return false;
     }
-    const restart = restartOnlyChanges(ctx.config, next);
+    const { config: inForce, restart } = configForReload(ctx.config, next, loadedConfig);
     try {
-      applyConfig(ctx, next);
+      applyConfig(ctx, inForce);
     } catch (err) {
       log.error({ file: configPath, reason: (err as Error).message }, "config reload refused; keeping the last good config");
       loaded = current;
       return false;
     }
     loaded = current;
+    loadedConfig = next;
     if (restart.length > 0) log.warn({ keys: restart }, "config changes that need a restart to take effect");
     log.info({ file: configPath }, "config reloaded");
     logWarnings(log, next);

@@ -17,7 +17,8 @@ const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKE
 /** The invite link's page: who invited you, and a signup form that works without JavaScript. */
 export function invitePageRouter(deps: InvitePageDeps): Router {
   const router = new Router();
-  const siteName = new URL(deps.config.publicUrl).host;
+  // publicUrl is live: the name is taken from the config in force for each page.
+  const siteName = () => new URL(deps.config.publicUrl).host;
 
   router.use(async (ctx, next) => {
     ctx.state.page = true;
@@ -28,7 +29,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     sendPage(ctx, deps.templates, "invite", {
       action: `/invite/${encodeURIComponent(token)}`,
       issuerName: invite.issuerName,
-      siteName,
+      siteName: siteName(),
       siteUrl: deps.config.publicUrl,
       boundUsername: invite.username ?? undefined,
       username: form.username ?? invite.username ?? "",
@@ -65,7 +66,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       const { account } = await acceptInvite(deps, token, username, form["password"] ?? "");
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
-      sendPage(ctx, deps.templates, "invite-success", { username: account.username, siteName, siteUrl: deps.config.publicUrl });
+      sendPage(ctx, deps.templates, "invite-success", { username: account.username, siteName: siteName(), siteUrl: deps.config.publicUrl });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
         showForm(ctx, token, invite, { username, error: err.message }, err.status);
