@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { PACKAGE_ROOT } from "../src/config.ts";
 import { createHarness, postRegistration, registerAndVerify, registration, type Harness } from "./helpers/harness.ts";
 import { captureIo, createConfigDir } from "./helpers/service.ts";

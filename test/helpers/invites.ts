@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import supertest from "supertest";
-import { runCli } from "../../src/cli.ts";
+import { runCli } from "../../src/cli/index.ts";
 import type { Harness } from "./harness.ts";
 import { captureIo } from "./service.ts";
 

@@ -1,0 +1,32 @@
+import { loadConfig, resolveConfigPath, type Config } from "../config.ts";
+import { systemClock, type Clock } from "../context.ts";
+import { compileRules, type Rules } from "../domain/filters.ts";
+import { cryptoRandom, type RandomSource } from "../domain/secrets.ts";
+import { openStore } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
+import type { Io } from "./common.ts";
+
+/** What the admin commands hand the domain functions: the same parts a running service uses. */
+export interface AdminContext {
+  config: Config;
+  rules: Rules;
+  store: Store;
+  clock: Clock;
+  random: RandomSource;
+}
+
+export function readConfig(file: string | undefined): { path: string; config: Config } {
+  const path = resolveConfigPath(file);
+  return { path, config: loadConfig(path) };
+}
+
+/** Loads the config, opens its store for `use`, and closes the store whatever `use` does. */
+export async function withAdminContext<T>(io: Io, file: string | undefined, use: (ctx: AdminContext) => Promise<T>): Promise<T> {
+  const { config } = readConfig(file);
+  const store = await openStore(config.storage, { warn: (message) => io.err(`gatehouse: warning: ${message}`) });
+  try {
+    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom });
+  } finally {
+    await store.close();
+  }
+}
