@@ -1,10 +1,11 @@
+import type { Command } from "commander";
 import { loadConfig, resolveConfigPath, type Config } from "../config.ts";
 import { systemClock, type Clock } from "../context.ts";
 import { compileRules, type Rules } from "../domain/filters.ts";
 import { cryptoRandom, type RandomSource } from "../domain/secrets.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
-import type { Io } from "./common.ts";
+import { configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
 export interface AdminContext {
@@ -29,4 +30,17 @@ export async function withAdminContext<T>(io: Io, file: string | undefined, use:
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Makes `command` an admin command: it takes --config, and its action runs `body` with the admin
+ * context of that config, then the command's arguments and options as commander passes them.
+ */
+export function adminAction<A extends unknown[]>(command: Command, io: Io, body: (ctx: AdminContext, ...args: A) => Promise<void>): Command {
+  return command.addOption(configOption()).action(async (...args: unknown[]) => {
+    // commander passes the arguments, then the options, then the command itself.
+    const params = args.slice(0, -1) as A;
+    const opts = params[params.length - 1] as { config?: string };
+    await withAdminContext(io, opts.config, (ctx) => body(ctx, ...params));
+  });
 }
