@@ -1,20 +1,13 @@
 import type { Command } from "commander";
 import { loadConfig, resolveConfigPath, type Config } from "../config.ts";
-import { systemClock, type Clock } from "../context.ts";
-import { compileRules, type Rules } from "../domain/filters.ts";
-import { cryptoRandom, type RandomSource } from "../domain/secrets.ts";
+import { systemClock, type AppContext } from "../context.ts";
+import { compileRules } from "../domain/filters.ts";
+import { cryptoRandom } from "../domain/secrets.ts";
 import { openStore } from "../store/open.ts";
-import type { Store } from "../store/store.ts";
 import { configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
-export interface AdminContext {
-  config: Config;
-  rules: Rules;
-  store: Store;
-  clock: Clock;
-  random: RandomSource;
-}
+export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random">;
 
 export function readConfig(file: string | undefined): { path: string; config: Config } {
   const path = resolveConfigPath(file);
