@@ -2,7 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { RateLimiterClusterMaster } from "rate-limiter-flexible";
-import { serveMetrics } from "./main.ts";
+import { serveMetrics } from "./service/metrics-listener.ts";
 
 type Role = "sender" | "web";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { registration } from "./helpers/harness.ts";
 import { BROWSER_SKIP, browserTestsEnabled, launchChromium, startBrowserService, type BrowserService } from "./helpers/browser.ts";
 import { PASSWORD } from "./helpers/invites.ts";

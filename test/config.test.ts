@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { ConfigError, EXAMPLE_CONFIG, loadConfig, PACKAGE_ROOT, parseConfig } from "../src/config.ts";
 import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
 import {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { registration } from "./helpers/harness.ts";
 import { spawnServe, type ServeProcess } from "./helpers/process.ts";
 import { captureIo, createConfigDir, editConfig, freePort, postRegistrationTo, waitFor, type ConfigDir } from "./helpers/service.ts";

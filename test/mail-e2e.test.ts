@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { simpleParser, type AddressObject } from "mailparser";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { registration } from "./helpers/harness.ts";
 import {
   captureIo,

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { simpleParser } from "mailparser";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { createHarness, postRegistration, registration, verifyToken } from "./helpers/harness.ts";
 import { cli } from "./helpers/invites.ts";
 import {

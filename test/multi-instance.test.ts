@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { runCli } from "../src/cli.ts";
+import { runCli } from "../src/cli/index.ts";
 import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
 import { spawnServe, type ServeProcess } from "./helpers/process.ts";
 import { captureIo, createConfigDir, freePort, postRegistrationTo } from "./helpers/service.ts";

@@ -1,27 +1,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import supertest from "supertest";
-import { runCli } from "../../src/cli.ts";
+import { cli } from "./cli.ts";
 import type { Harness } from "./harness.ts";
-import { captureIo } from "./service.ts";
+
+export { cli, type CliResult } from "./cli.ts";
 
 export const PASSWORD = "correct horse battery";
 
 /** A client without a cookie jar: each request carries only the headers the test sets. */
 export function client(h: Pick<Harness, "app">): ReturnType<typeof supertest> {
   return supertest(h.app.callback());
-}
-
-export interface CliResult {
-  code: number;
-  out: string[];
-  err: string[];
-}
-
-/** Runs `gatehouse ARGS --config {the harness's config}`, so it opens the same SQLite file. */
-export async function cli(h: Pick<Harness, "configPath">, ...args: string[]): Promise<CliResult> {
-  const { out, err, io } = captureIo();
-  const code = await runCli([...args, "--config", h.configPath], io);
-  return { code, out, err };
 }
 
 /** `keys create NAME`: the printed `ID/SECRET`, split. */

@@ -1,0 +1,47 @@
+import { Command, CommanderError } from "commander";
+import { registerCheckConfig } from "./check-config.ts";
+import { defaultIo, type Io } from "./common.ts";
+import { registerFilters } from "./filters.ts";
+import { registerInvites } from "./invites.ts";
+import { registerKeys } from "./keys.ts";
+import { registerPending } from "./pending.ts";
+import { registerServe } from "./serve.ts";
+import { registerUsers } from "./users.ts";
+
+function buildProgram(io: Io, outcome: { exitCode: number }): Command {
+  const program = new Command("gatehouse")
+    .description("a self-hosted signup gate")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .showHelpAfterError();
+  registerServe(program, outcome);
+  registerCheckConfig(program, io);
+  registerUsers(program, io);
+  registerPending(program, io);
+  registerKeys(program, io);
+  registerInvites(program, io);
+  registerFilters(program, io);
+  return program;
+}
+
+/** Runs the `gatehouse` command; resolves to the process exit code. */
+export async function runCli(argv: string[], io: Io = defaultIo): Promise<number> {
+  const outcome = { exitCode: 0 };
+  const program = buildProgram(io, outcome);
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 2;
+  }
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return outcome.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help that was asked for exits 0; everything else commander refuses is a usage error.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    // A refused config, a CliError, or whatever else failed: the reason on stderr, exit 1.
+    io.err(`gatehouse: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,34 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { cli, createCliHarness } from "../helpers/cli.ts";
+import { postRegistration, registration } from "../helpers/harness.ts";
+
+/** NAME, IP, CREATED, EXPIRES and the mail status, which is the last column. */
+function columns(line: string): string[] {
+  const cells = line.split("\t");
+  return [...cells.slice(0, 4), cells[cells.length - 1]!];
+}
+
+test("pending list shows name, ip and the mail status", async () => {
+  const h = await createCliHarness();
+  try {
+    const res = await postRegistration(h, registration({ username: "Eve", ip: "198.51.100.77" }));
+    assert.equal(res.status, 200, res.text);
+    const created = new Date(h.clock.now()).toISOString();
+    const expires = new Date(h.clock.now() + h.config.register.pendingTtlSeconds * 1000).toISOString();
+
+    const queued = await cli(h, "pending", "list");
+    assert.equal(queued.code, 0, queued.err.join("\n"));
+    assert.deepEqual(queued.out.map(columns), [["eve", "198.51.100.77", created, expires, "queued"]]);
+
+    await h.outbox.drain();
+    const sent = await cli(h, "pending", "list");
+    assert.deepEqual(sent.out.map(columns), [["eve", "198.51.100.77", created, expires, "sent"]]);
+
+    // Verified, it is an account and no longer pending.
+    assert.equal((await h.http.post(`/register_account/verify/${res.text}`)).status, 200);
+    assert.deepEqual((await cli(h, "pending", "list")).out, []);
+  } finally {
+    await h.close();
+  }
+});
