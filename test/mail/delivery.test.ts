@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { simpleParser, type AddressObject } from "mailparser";
-import { runCli } from "../src/cli.ts";
-import { registration } from "./helpers/harness.ts";
+import { runCli } from "../../src/cli.ts";
+import { registration } from "../helpers/harness.ts";
 import {
   captureIo,
   countLogs,
@@ -13,8 +13,8 @@ import {
   waitFor,
   type ConfigDir,
   type TestService,
-} from "./helpers/service.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+} from "../helpers/service.ts";
+import { startSmtpSink, type SmtpSink } from "../helpers/smtp.ts";
 
 const PUBLIC_URL = "http://gatehouse.test";
 const BASE_PATH = "/register_account/";

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { simpleParser } from "mailparser";
-import { runCli } from "../src/cli.ts";
-import { createHarness, postRegistration, registration, verifyToken } from "./helpers/harness.ts";
-import { cli } from "./helpers/invites.ts";
+import { runCli } from "../../src/cli.ts";
+import { createHarness, postRegistration, registration, verifyToken } from "../helpers/harness.ts";
+import { cli } from "../helpers/invites.ts";
 import {
   captureIo,
   countLogs,
@@ -14,8 +14,8 @@ import {
   waitFor,
   type ConfigDir,
   type TestService,
-} from "./helpers/service.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+} from "../helpers/service.ts";
+import { startSmtpSink, type SmtpSink } from "../helpers/smtp.ts";
 
 // Mail that never gets lost: a registration answered 200 has its mail in the store, and the
 // outbox keeps trying (2 s, 4 s, 8 s … up to 10 min) until the SMTP server takes it, once.

@@ -2,11 +2,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { runCli } from "../src/cli.ts";
-import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
-import { spawnServe, type ServeProcess } from "./helpers/process.ts";
-import { captureIo, createConfigDir, freePort, postRegistrationTo } from "./helpers/service.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { runCli } from "../../src/cli.ts";
+import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
+import { spawnServe, type ServeProcess } from "../helpers/process.ts";
+import { captureIo, createConfigDir, freePort, postRegistrationTo } from "../helpers/service.ts";
+import { startSmtpSink } from "../helpers/smtp.ts";
 
 const PG = process.env["GATEHOUSE_TEST_PG"];
 const REDIS = process.env["GATEHOUSE_TEST_REDIS"];

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type supertest from "supertest";
-import { AUTH_FAILURE_POINTS } from "../src/domain/limiter.ts";
+import { AUTH_FAILURE_POINTS } from "../../src/domain/limiter.ts";
 import {
   AUTH_TOKEN,
   createHarness,
@@ -15,7 +15,7 @@ import {
   withHarness,
   type Harness,
   type RegistrationFields,
-} from "./helpers/harness.ts";
+} from "../helpers/harness.ts";
 
 // DESIGN.md §3: POST {basePath}, its fourteen checks in contract order, and what a refusal leaves behind.
 

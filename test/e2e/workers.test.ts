@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
-import { spawnServe } from "./helpers/process.ts";
-import { createConfigDir, freePort, postRegistrationTo, waitFor } from "./helpers/service.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
+import { spawnServe } from "../helpers/process.ts";
+import { createConfigDir, freePort, postRegistrationTo, waitFor } from "../helpers/service.ts";
+import { startSmtpSink } from "../helpers/smtp.ts";
 
 /** fetch with a fresh connection each time, so the cluster hands requests to different workers. */
 function registerAt(url: string, fields: ReturnType<typeof registration>) {

@@ -2,8 +2,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import fc from "fast-check";
-import { canonicalMail, uts46Domain } from "../src/domain/mail-address.ts";
-import { usernameSkeleton } from "../src/domain/username.ts";
+import { canonicalMail, uts46Domain } from "../../src/domain/mail-address.ts";
+import { usernameSkeleton } from "../../src/domain/username.ts";
 import {
   postRegistrationJson,
   registerAndVerify,
@@ -11,9 +11,9 @@ import {
   storeSnapshot,
   withHarness,
   type Harness,
-} from "./helpers/harness.ts";
-import { cli, client, issueInvite, PASSWORD } from "./helpers/invites.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+} from "../helpers/harness.ts";
+import { cli, client, issueInvite, PASSWORD } from "../helpers/invites.ts";
+import { startSmtpSink, type SmtpSink } from "../helpers/smtp.ts";
 
 // DESIGN §7 "Identities": one canonical form of a mail address is filtered, hashed and mailed
 // (issue 10, item 3), and names are compared by their UTS #39 confusable skeleton (item 8).

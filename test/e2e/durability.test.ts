@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runCli } from "../src/cli.ts";
-import { registration } from "./helpers/harness.ts";
-import { spawnServe, type ServeProcess } from "./helpers/process.ts";
-import { captureIo, createConfigDir, editConfig, freePort, postRegistrationTo, waitFor, type ConfigDir } from "./helpers/service.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+import { runCli } from "../../src/cli.ts";
+import { registration } from "../helpers/harness.ts";
+import { spawnServe, type ServeProcess } from "../helpers/process.ts";
+import { captureIo, createConfigDir, editConfig, freePort, postRegistrationTo, waitFor, type ConfigDir } from "../helpers/service.ts";
+import { startSmtpSink, type SmtpSink } from "../helpers/smtp.ts";
 
 // DESIGN §3: on 200 the pending registration is stored, with its mail queued in the same
 // transaction. So a process killed without warning (SIGKILL: no shutdown hook runs) may lose

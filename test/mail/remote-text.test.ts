@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { scrubRemoteText } from "../src/scrub.ts";
-import { postRegistrationJson, registration, withHarness, type Harness } from "./helpers/harness.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { scrubRemoteText } from "../../src/scrub.ts";
+import { postRegistrationJson, registration, withHarness, type Harness } from "../helpers/harness.ts";
+import { startSmtpSink } from "../helpers/smtp.ts";
 
 // Issue 10, item 2 (DESIGN §7 "Secrets at rest"): an SMTP server that names the recipient in its
 // refusal must not put the address into the log or into outbox.last_error. The reply code and the

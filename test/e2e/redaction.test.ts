@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { AUTH_TOKEN, createHarness, encode, postRegistration, registration } from "./helpers/harness.ts";
-import { client, createKey, identityCookie, tokenOf } from "./helpers/invites.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { AUTH_TOKEN, createHarness, encode, postRegistration, registration } from "../helpers/harness.ts";
+import { client, createKey, identityCookie, tokenOf } from "../helpers/invites.ts";
+import { startSmtpSink } from "../helpers/smtp.ts";
 
 // DESIGN.md §7: no password, token, secret or full e-mail address is ever logged — not at debug
 // level either, not for a refusal, and not when a secret arrives where it does not belong.
