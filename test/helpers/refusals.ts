@@ -40,6 +40,11 @@ export interface AuthenticatedEndpoint {
   checkRefusal?(res: supertest.Response, what: string): void;
 }
 
+/** The same refusal for every kind of bad credential. */
+export function refusedAlike(refusal: Refusal): AuthenticatedEndpoint["refused"] {
+  return { missing: refusal, wrong: refusal, malformed: refusal, withdrawn: refusal };
+}
+
 /** Malformed credentials every endpoint is sent. */
 const SHARED_MALFORMED: Record<string, string> = {
   "an empty credential": "",

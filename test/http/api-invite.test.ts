@@ -19,7 +19,7 @@ import {
   PUBLIC_URL,
   tokenOf,
 } from "../helpers/invites.ts";
-import { API_KEY, databaseRows, describeAuthRefusals, SESSION } from "../helpers/refusals.ts";
+import { API_KEY, databaseRows, describeAuthRefusals, refusedAlike, SESSION } from "../helpers/refusals.ts";
 
 // DESIGN.md §5: pilcrow's invitation API, /api/invite and /api/invite/:id.
 
@@ -321,5 +321,5 @@ describeAuthRefusals({
     const req = client(h).post("/api/invite").set("Accept", "application/json");
     return token === undefined ? req : req.set("Cookie", `identity=${token}`);
   },
-  refused: { missing: UNAUTHENTICATED, wrong: UNAUTHENTICATED, malformed: UNAUTHENTICATED, withdrawn: UNAUTHENTICATED },
+  refused: refusedAlike(UNAUTHENTICATED),
 });

@@ -16,7 +16,7 @@ import {
   PASSWORD,
   tokenOf,
 } from "../helpers/invites.ts";
-import { describeAuthRefusals, SESSION } from "../helpers/refusals.ts";
+import { describeAuthRefusals, refusedAlike, SESSION } from "../helpers/refusals.ts";
 
 // DESIGN.md §5: logins and sessions: /api/auth/login, /api/auth/logout, /api/me.
 
@@ -146,12 +146,10 @@ describe("logins and sessions", () => {
   });
 });
 
-const UNAUTHENTICATED = { status: 401, code: "UNAUTHENTICATED" };
-
 describeAuthRefusals({
   ...SESSION,
   name: "GET /api/me with the identity cookie",
   accepted: 200,
   send: (h, token) => me(h, token === undefined ? undefined : `identity=${token}`),
-  refused: { missing: UNAUTHENTICATED, wrong: UNAUTHENTICATED, malformed: UNAUTHENTICATED, withdrawn: UNAUTHENTICATED },
+  refused: refusedAlike({ status: 401, code: "UNAUTHENTICATED" }),
 });

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { withHarness } from "../helpers/harness.ts";
 import { accept, API_PATH, client, createKey, DEFAULT_TTL_MS, handles, INVITE_URL, tokenOf } from "../helpers/invites.ts";
-import { API_KEY, describeAuthRefusals } from "../helpers/refusals.ts";
+import { API_KEY, describeAuthRefusals, refusedAlike } from "../helpers/refusals.ts";
 
 // DESIGN.md §5: mod_invites_api, GET/POST {invites.apiPath} with an API key.
 
@@ -182,12 +182,11 @@ describe("mod_invites_api (GET/POST /invites_api)", () => {
   });
 });
 
-const API_KEY_INVALID = { status: 403, code: "API_KEY_INVALID" };
 /** mod_invites_api answers every refusal 403, a missing key too, and never with a Location. */
 const INVITES_API = {
   ...API_KEY,
   accepted: 201,
-  refused: { missing: API_KEY_INVALID, wrong: API_KEY_INVALID, malformed: API_KEY_INVALID, withdrawn: API_KEY_INVALID },
+  refused: refusedAlike({ status: 403, code: "API_KEY_INVALID" }),
   checkRefusal(res: { headers: Record<string, string> }, what: string) {
     assert.equal(res.headers["location"], undefined, `${what}: no Location`);
   },
