@@ -12,7 +12,7 @@ import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
 import { Lifetimes } from "./lifetimes.ts";
-import { openSmtpPort, type SmtpChoice, type SmtpPort } from "./smtp.ts";
+import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
 export const AUTH_TOKEN = "test-auth-token-0123456789-abcdefghij";
 
@@ -125,9 +125,8 @@ export async function createHarness(overrides: DeepPartial<Config> = {}, options
       clock,
       logs,
       outbox,
-      get smtp(): SmtpPort {
-        if (!smtp) throw new Error("this harness has no SMTP sink: create it with { smtp: true }");
-        return smtp;
+      get smtp() {
+        return requireSmtp(smtp, "this harness");
       },
       own: (thing, close) => lifetimes.own(thing, close),
       close: () => lifetimes.closeAll(),

@@ -9,8 +9,13 @@ export class Lifetimes {
 
   /** `thing`, to be closed with `close` when the test ends. */
   own<T>(thing: T, close: (thing: T) => unknown): T {
-    this.closers.push(() => close(thing));
+    this.defer(() => close(thing));
     return thing;
+  }
+
+  /** Runs `close` when the test ends, in the same order as what is owned. */
+  defer(close: () => unknown): void {
+    this.closers.push(close);
   }
 
   /** Closes everything owned, newest first; one failure does not keep the rest open. */

@@ -7,7 +7,7 @@ import { startService, type RunningService, type ServeOptions } from "../../src/
 import { encode, LogCapture, testConfig, withSmtpTransport, type RegistrationFields } from "./harness.ts";
 import { Lifetimes } from "./lifetimes.ts";
 import { spawnServe, type ServeProcess } from "./process.ts";
-import { openSmtpPort, type SmtpChoice, type SmtpPort } from "./smtp.ts";
+import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
 export { freePort, waitFor } from "./lifetimes.ts";
 
@@ -94,7 +94,7 @@ export interface ServiceDir {
   spawn(args?: string[], options?: Parameters<typeof spawnServe>[1]): Promise<ServeProcess>;
   /** Another config directory (same SMTP port unless the overrides name a transport), removed at the end. */
   configDir(overrides: ConfigOverrides): ConfigDir;
-  /** `thing`, closed with `close` at the end, before the directories go. */
+  /** `thing`, closed with `close` at the end (newest first, so before the directory it may use). */
   own<T>(thing: T, close: (thing: T) => unknown): T;
 }
 
@@ -123,13 +123,10 @@ export async function withService(
   };
   try {
     const smtp = options.smtp === undefined ? undefined : await openSmtpPort(lifetimes, options.smtp);
-    const smtpOf = (): SmtpPort => {
-      if (!smtp) throw new Error("withService was not given an SMTP sink: pass { smtp: true }");
-      return smtp;
-    };
+    const smtpOf = () => requireSmtp(smtp, "withService");
     const configDir = (more: ConfigOverrides) => lifetimes.own(createConfigDir(withSmtpTransport(more, smtp)), (d) => d.remove());
     const cfg = configDir(typeof overrides === "function" ? overrides(smtpOf()) : overrides);
-    lifetimes.own(null, stop);
+    lifetimes.defer(stop);
     await body({
       cfg,
       async start(serviceOptions) {

@@ -128,3 +128,9 @@ export async function openSmtpPort(lifetimes: Lifetimes, choice: SmtpChoice): Pr
   };
   return lifetimes.own(handle, (h) => h.stop());
 }
+
+/** The SMTP port a harness or service was made with; a clear failure when the test asked for none. */
+export function requireSmtp(smtp: SmtpPort | undefined, owner: string): SmtpPort {
+  if (!smtp) throw new Error(`${owner} has no SMTP sink: pass { smtp: true } (or sink options, or "down")`);
+  return smtp;
+}
