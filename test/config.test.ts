@@ -14,7 +14,7 @@ import {
   freePort,
   postRegistrationTo,
   waitFor,
-  withService,
+  withServiceDir,
   type ConfigDir,
   type TestService,
 } from "./helpers/service.ts";
@@ -349,7 +349,7 @@ test("check-config warns about an auth token shorter than 32 characters without 
 });
 
 test("an environment override stays in force across a reload of the file", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start({ environment: { GATEHOUSE__REGISTER__AUTH_TOKENS: '["env-token"]' } });
     assert.equal(await register(svc, { auth_token: "env-token" }), 200);
     assert.equal(await register(svc, { auth_token: AUTH_TOKEN }), 401);
@@ -360,7 +360,7 @@ test("an environment override stays in force across a reload of the file", () =>
   }));
 
 test("a short auth token is warned about at start-up and on reload, and registrations with it are accepted", () =>
-  withService({ register: { authTokens: [SHORT_TOKEN] } }, async ({ cfg, start }) => {
+  withServiceDir({ register: { authTokens: [SHORT_TOKEN] } }, async ({ cfg, start }) => {
     const svc = await start();
     const warnings = () => svc.logs.lines.filter((l) => l["level"] === 40 && String(l["msg"]).startsWith("config warning: register.authTokens[0]"));
     assert.equal(warnings().length, 1, svc.logs.text());
@@ -393,7 +393,7 @@ test("check-config and start-up warn when /metrics is on a non-loopback listener
       cfg.remove();
     }
   }
-  await withService({ listen: { host: "0.0.0.0", port: 0 } }, async ({ start }) => {
+  await withServiceDir({ listen: { host: "0.0.0.0", port: 0 } }, async ({ start }) => {
     // Listens on loopback for the test; the warning is about what the config file asks for.
     const svc = await start({ listen: { host: "127.0.0.1", port: 0 } });
     assert.equal(countLogs(svc.logs, "config warning: /metrics is served on the public listener"), 1, svc.logs.text());
@@ -403,7 +403,7 @@ test("check-config and start-up warn when /metrics is on a non-loopback listener
 // --- hot reload ------------------------------------------------------------------------------
 
 test("an editor's save (write and rename) that adds a mail filter is applied while running", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start();
     assert.equal(await register(svc, { mail: "before@banned.test" }), 200);
 
@@ -416,7 +416,7 @@ test("an editor's save (write and rename) that adds a mail filter is applied whi
   }));
 
 test("an invalid file is refused with the reason logged and the last good config stays in force", () =>
-  withService({ register: { filteredMails: [".*@banned\\.test"] } }, async ({ cfg, start }) => {
+  withServiceDir({ register: { filteredMails: [".*@banned\\.test"] } }, async ({ cfg, start }) => {
     const good = cfg.raw;
     const svc = await start();
 
@@ -443,7 +443,7 @@ test("an invalid file is refused with the reason logged and the last good config
   }));
 
 test("auth tokens rotate without a restart: [old] → [old, new] → [new]", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const OLD = AUTH_TOKEN;
     const NEW = "rotated-auth-token-9876543210";
     const svc = await start();
@@ -462,7 +462,7 @@ test("auth tokens rotate without a restart: [old] → [old, new] → [new]", () 
   }));
 
 test("service.reload(), the SIGHUP path, applies an edit and refuses a bad file", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start({ watchConfig: false });
     cfg.replace(editConfig(cfg.raw, (c) => (c.register.blacklist = ["203.0.113.0/24"])));
     assert.equal(await register(svc, { ip: "203.0.113.7" }), 200, "not watching: nothing changes by itself");
@@ -479,7 +479,7 @@ test("service.reload(), the SIGHUP path, applies an edit and refuses a bad file"
   }));
 
 test("a reload that changes mail settings sends the next mail the new way", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start({ watchConfig: false });
     const second = join(cfg.dir, "mail-2");
     cfg.replace(editConfig(cfg.raw, (c) => (c.mail.transport = `dir:${second}`)));
@@ -495,7 +495,7 @@ test("a reload that changes mail settings sends the next mail the new way", () =
   }));
 
 test("changing listen or storage logs that it needs a restart; the rest is applied", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start();
     const port = await freePort();
     cfg.replace(editConfig(cfg.raw, (c) => {

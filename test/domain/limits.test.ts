@@ -16,7 +16,7 @@ import {
   type Harness,
 } from "../helpers/harness.ts";
 import { client, identityCookie, issueInvite, PASSWORD } from "../helpers/invites.ts";
-import { waitFor, withService } from "../helpers/service.ts";
+import { waitFor, withServiceDir } from "../helpers/service.ts";
 
 // Issue 10, items 4–7 and 9: rate limits nobody can turn against someone else, IPv6 keyed by
 // network, a bounded hashing queue, the last proxy hop, and slow clients kept out of the error log.
@@ -202,7 +202,7 @@ describe("item 6: the Argon2 queue is bounded", () => {
   }
 
   test("a flood of logins gets 503 with Retry-After past the queue's capacity, and a login after it is quick", async (t) => {
-    await withService(PROXIED, async ({ start }) => {
+    await withServiceDir(PROXIED, async ({ start }) => {
       const { service } = await start();
       const capacity = hashQueueStats().capacity;
       // How long a full queue takes depends on how busy the machine is; that it never grows past
@@ -238,7 +238,7 @@ describe("item 6: the Argon2 queue is bounded", () => {
   });
 
   test("a flood of registrations: 503s store nothing and give their throttle point back", async () => {
-    await withService({ register: { throttleSeconds: 3600 } }, async ({ start }) => {
+    await withServiceDir({ register: { throttleSeconds: 3600 } }, async ({ start }) => {
       const { service } = await start();
       const count = hashQueueStats().capacity * 6;
       const fields = Array.from({ length: count }, (_, i) => registration({ ip: `10.9.${i >> 8}.${i & 255}` }));
@@ -318,7 +318,7 @@ describe("item 9: a client that does not finish its request is a debug line and 
   }
 
   test("a trickled body is cut off with 408, and no warn or error line is written", async () => {
-    await withService({}, async ({ start }) => {
+    await withServiceDir({}, async ({ start }) => {
       const { service, logs } = await start({ requestTimeoutMs: 1000, logLevel: "debug" });
       const started = Date.now();
       const answer = await startBody(service.url, { trickle: true }).closed;
@@ -333,7 +333,7 @@ describe("item 9: a client that does not finish its request is a debug line and 
   });
 
   test("a client that hangs up in the middle of its body is counted as aborted, not logged as an error", async () => {
-    await withService({}, async ({ start }) => {
+    await withServiceDir({}, async ({ start }) => {
       const { service, logs } = await start({ logLevel: "debug" });
       const { socket, closed } = startBody(service.url, {});
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -347,7 +347,7 @@ describe("item 9: a client that does not finish its request is a debug line and 
   });
 
   test("a body that is not valid HTTP chunking is counted as a parse fault, not logged as an error", async () => {
-    await withService({}, async ({ start }) => {
+    await withServiceDir({}, async ({ start }) => {
       const { service, logs } = await start({ logLevel: "debug" });
       const answer = await startBody(service.url, { chunked: true }).closed;
       assert.match(answer, /^HTTP\/1\.1 400 /);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { runCli } from "../../src/cli.ts";
 import { registration } from "../helpers/harness.ts";
 import type { ServeProcess } from "../helpers/process.ts";
-import { captureIo, postRegistrationTo, waitFor, withService } from "../helpers/service.ts";
+import { captureIo, postRegistrationTo, waitFor, withServiceDir } from "../helpers/service.ts";
 
 // DESIGN §3: on 200 the pending registration is stored, with its mail queued in the same
 // transaction. So a process killed without warning (SIGKILL: no shutdown hook runs) may lose
@@ -31,7 +31,7 @@ async function exited(proc: ServeProcess, timeoutMs = 5_000): Promise<void> {
 
 test("every registration answered 200 is there after the process is killed mid-stream", async (t) => {
   // Mail goes to a port nobody listens on: it stays queued, which is not what this test is about.
-  await withService({}, async ({ cfg, spawn }) => {
+  await withServiceDir({}, async ({ cfg, spawn }) => {
     const first = await spawn();
     const url = listeningUrl(first);
 
@@ -101,7 +101,7 @@ test("every registration answered 200 is there after the process is killed mid-s
 });
 
 test("a mail queued but not sent when the process was killed is sent once after the restart", async (t) => {
-  await withService({}, async ({ cfg, spawn, smtp }) => {
+  await withServiceDir({}, async ({ cfg, spawn, smtp }) => {
     const first = await spawn();
     const url = listeningUrl(first);
 

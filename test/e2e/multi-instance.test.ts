@@ -5,7 +5,7 @@ import pg from "pg";
 import { runCli } from "../../src/cli.ts";
 import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
 import type { ServeProcess } from "../helpers/process.ts";
-import { captureIo, freePort, postRegistrationTo, withService } from "../helpers/service.ts";
+import { captureIo, freePort, postRegistrationTo, withServiceDir } from "../helpers/service.ts";
 
 const PG = process.env["GATEHOUSE_TEST_PG"];
 const REDIS = process.env["GATEHOUSE_TEST_REDIS"];
@@ -14,7 +14,7 @@ if (!PG || !REDIS) {
   test("two gatehouse instances on one PostgreSQL and one Redis", { skip: "GATEHOUSE_TEST_PG and GATEHOUSE_TEST_REDIS must both be set" }, () => {});
 } else {
   test("two gatehouse instances on one PostgreSQL and one Redis behave as one service", async (t) => {
-    await withService({}, async ({ configDir, spawn, own, smtp: { sink: smtp } }) => {
+    await withServiceDir({}, async ({ configDir, spawn, own, smtp: { sink: smtp } }) => {
       const schema = `gh_multi_${randomBytes(4).toString("hex")}`;
       const admin = own(new pg.Client({ connectionString: PG }), (client) => client.end());
       await admin.connect();

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { anyHolds, assertNoneInClear, sqliteFiles } from "../helpers/files.ts";
 import { registration } from "../helpers/harness.ts";
-import { freePort, postRegistrationTo, waitFor, withService, type TestService } from "../helpers/service.ts";
+import { freePort, postRegistrationTo, waitFor, withServiceDir, type TestService } from "../helpers/service.ts";
 
 const VERIFY = "/register_account/verify/";
 
@@ -15,7 +15,7 @@ async function completeToken(svc: TestService, token: string): Promise<{ status:
 }
 
 test("a pending registration survives a restart and its token completes on the new process", () =>
-  withService({}, async ({ cfg, start, stop }) => {
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "Grace", mail: "grace.restart@example.org" });
 
     let svc = await start();
@@ -35,7 +35,7 @@ test("a pending registration survives a restart and its token completes on the n
   }));
 
 test("an account survives a restart: its name and its mail stay taken", () =>
-  withService({}, async ({ cfg, start, stop }) => {
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "heidi", mail: "heidi.restart@example.org" });
 
     let svc = await start();
@@ -58,7 +58,7 @@ test("an account survives a restart: its name and its mail stay taken", () =>
   }));
 
 test("after register, mail sent and verify the SQLite files hold no password, address or token in the clear", () =>
-  withService({}, async ({ cfg, start, stop }) => {
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "ivan", password: "corrëct hörse bättery staple", mail: "ivan.secret-box@example.org" });
 
     const svc = await start();
@@ -80,7 +80,7 @@ test("after register, mail sent and verify the SQLite files hold no password, ad
 test("while the mail is still queued the SQLite files hold neither the address nor the token in the clear", async () => {
   // Nothing listens there: every send fails and the sealed payload stays in the outbox.
   const closedPort = await freePort();
-  await withService({ mail: { transport: `smtp://127.0.0.1:${closedPort}/?ignoreTLS=true` } }, async ({ cfg, start, stop }) => {
+  await withServiceDir({ mail: { transport: `smtp://127.0.0.1:${closedPort}/?ignoreTLS=true` } }, async ({ cfg, start, stop }) => {
     const fields = registration({ username: "judy", password: "corrëct hörse bättery staple", mail: "judy.secret-box@example.org" });
 
     const svc = await start();

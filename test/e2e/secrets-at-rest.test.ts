@@ -7,7 +7,7 @@ import { PACKAGE_ROOT } from "../../src/config.ts";
 import { Sealer } from "../../src/domain/secrets.ts";
 import { anyHolds, assertNoneInClear, sqliteFiles } from "../helpers/files.ts";
 import { FakeClock, registration } from "../helpers/harness.ts";
-import { countLogs, editConfig, postRegistrationTo, waitFor, withService, type ServiceDir, type TestService } from "../helpers/service.ts";
+import { countLogs, editConfig, postRegistrationTo, waitFor, withServiceDir, type ServiceDir, type TestService } from "../helpers/service.ts";
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
@@ -69,7 +69,7 @@ function assertNoSealedPiece(files: Map<string, Buffer>, sealed: string[]): void
 }
 
 test("a new store's directory is 0700 and its database, WAL and shared-memory files 0600, also under umask 022; dir: mail too", () =>
-  withService({}, async (dir) => {
+  withServiceDir({}, async (dir) => {
     const data = useDataDir(dir);
     const previous = process.umask(0o022);
     try {
@@ -91,7 +91,7 @@ test("a new store's directory is 0700 and its database, WAL and shared-memory fi
   }));
 
 test("a store and mail directory left open to other users are tightened at start-up, each with a warning", () =>
-  withService({}, async (dir) => {
+  withServiceDir({}, async (dir) => {
     const data = useDataDir(dir);
     let svc = await dir.start();
     assert.equal(countLogs(svc.logs, "store file permissions tightened"), 0);
@@ -113,7 +113,7 @@ test("a store and mail directory left open to other users are tightened at start
   }));
 
 test("a store in a shared directory (mode 1777) is refused at start-up, naming the directory, and nothing is created", () =>
-  withService({}, async (dir) => {
+  withServiceDir({}, async (dir) => {
     const shared = join(dir.cfg.dir, "shared");
     mkdirSync(shared);
     chmodSync(shared, 0o1777);
@@ -123,7 +123,7 @@ test("a store in a shared directory (mode 1777) is refused at start-up, naming t
   }));
 
 test("a store file another user owns and leaves readable refuses start-up with a clear message", (t) =>
-  withService({}, async ({ cfg }) => {
+  withServiceDir({}, async ({ cfg }) => {
     if (process.getuid?.() !== 0) return t.skip("needs root to run a process as another user (nobody)");
     // The directory is nobody's, so it is not the problem; the database is root's and 0644.
     const data = join(cfg.dir, "data");
@@ -145,7 +145,7 @@ test("a store file another user owns and leaves readable refuses start-up with a
   }));
 
 test("once its mail is sent, no copy of the address, the token or the sealed payload is left in the database, WAL or shm file", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const fields = registration({ username: "kira", mail: "kira.erased@example.org" });
     // No background sender: the test decides when the mail goes out.
     const svc = await start({ background: false });
@@ -170,7 +170,7 @@ test("once its mail is sent, no copy of the address, the token or the sealed pay
   }));
 
 test("with the background sender, a sent mail's payload leaves the files within about a second", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const svc = await start();
     const sealed = recordSealed(svc);
     const fields = registration({ mail: "lou.background@example.org" });
@@ -189,7 +189,7 @@ test("with the background sender, a sent mail's payload leaves the files within 
   }));
 
 test("a pending registration voided by a new one for its name leaves no copy of its queued payload once the outbox has run", () =>
-  withService({ register: { pendingTtlSeconds: 60 } }, async ({ cfg, start }) => {
+  withServiceDir({ register: { pendingTtlSeconds: 60 } }, async ({ cfg, start }) => {
     const clock = new FakeClock(Date.now());
     const svc = await start({ background: false, clock });
     const sealed = recordSealed(svc);
@@ -210,7 +210,7 @@ test("a pending registration voided by a new one for its name leaves no copy of 
 const EXTERNAL_SECRET = "0123456789012345678901234567890123456789"; // all digits: still a string
 
 test("a secret from GATEHOUSE__SECRET_FILE is used and never enters the store's files", () =>
-  withService({}, async ({ cfg, start }) => {
+  withServiceDir({}, async ({ cfg, start }) => {
     const secretFile = join(cfg.dir, "secret.txt");
     writeFileSync(secretFile, `${EXTERNAL_SECRET}\n`, { mode: 0o600 });
     const svc = await start({ environment: { GATEHOUSE__SECRET_FILE: secretFile } });
@@ -223,7 +223,7 @@ test("a secret from GATEHOUSE__SECRET_FILE is used and never enters the store's 
   }));
 
 test("a stored secret that the operator now gives from outside is removed from the store and its files; mail hashes still match", () =>
-  withService({}, async ({ cfg, start, stop }) => {
+  withServiceDir({}, async ({ cfg, start, stop }) => {
     let svc = await start();
     const stored = svc.service.ctx.secret;
     assert.equal((await postRegistrationTo(svc.service.url, registration({ mail: "nia.kept@example.org" }))).status, 200);
@@ -239,7 +239,7 @@ test("a stored secret that the operator now gives from outside is removed from t
   }));
 
 test("a secret given from outside that differs from the stored one refuses start-up and leaves the store as it was", () =>
-  withService({}, async ({ start, stop }) => {
+  withServiceDir({}, async ({ start, stop }) => {
     let svc = await start();
     const stored = svc.service.ctx.secret;
     await stop();

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { registration } from "../helpers/harness.ts";
-import { editConfig, postRegistrationTo, waitFor, withService, type TestService } from "../helpers/service.ts";
+import { editConfig, postRegistrationTo, waitFor, withServiceDir, type TestService } from "../helpers/service.ts";
 
 /** Mounts a 4 MiB tmpfs for `body`; answers the reason when this machine does not let the test mount. */
 async function withSmallFilesystem(body: (mount: string) => Promise<void>): Promise<string | null> {
@@ -56,7 +56,7 @@ async function snapshot(svc: TestService): Promise<unknown> {
 
 test("on a full disk a registration is 503 with a reason and Retry-After, nothing changes, /healthz is 503; freeing space recovers both", async (t) => {
   const skipped = await withSmallFilesystem((mount) =>
-    withService({}, async ({ cfg, start }) => {
+    withServiceDir({}, async ({ cfg, start }) => {
       // The store alone is on the small filesystem; the mail files are not.
       cfg.replace(editConfig(cfg.raw, (c) => void (c.storage = `sqlite:${join(mount, "data", "gatehouse.db")}`)));
       const svc = await start();
@@ -117,7 +117,7 @@ test("/healthz writes through its probe on PostgreSQL too: 200 on a healthy serv
   await admin.query(`CREATE SCHEMA ${schema}`);
   try {
     const storage = `${PG}${PG.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    await withService({ storage }, async ({ start }) => {
+    await withServiceDir({ storage }, async ({ start }) => {
       const svc = await start();
       assert.deepEqual(await health(svc), { status: 200, retryAfter: null, body: { status: "ok" } });
       const { rows } = await admin.query(`SELECT value FROM ${schema}.meta WHERE key = 'heartbeat'`);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
-import { freePort, postRegistrationTo, waitFor, withService } from "../helpers/service.ts";
+import { freePort, postRegistrationTo, waitFor, withServiceDir } from "../helpers/service.ts";
 import type { SmtpPort } from "../helpers/smtp.ts";
 
 /** fetch with a fresh connection each time, so the cluster hands requests to different workers. */
@@ -22,7 +22,7 @@ test("serve --workers 2 shares one listener, one throttle and one outbox sender,
     register: { secure: false, authTokens: [AUTH_TOKEN], throttleSeconds: 60 },
     mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: mail.port, secure: false, ignoreTLS: true } },
   });
-  await withService(config, async ({ cfg, spawn, smtp: { sink: smtp } }) => {
+  await withServiceDir(config, async ({ cfg, spawn, smtp: { sink: smtp } }) => {
     const serve = await spawn(["--workers", "2", "--config", cfg.configPath], { listening: 2 });
     const url = `http://127.0.0.1:${port}`;
     const listeners = new Set(serve.logs.filter((l) => l["msg"] === "gatehouse listening").map((l) => l["pid"]));

@@ -81,14 +81,14 @@ export async function startTestService(
 type TestServiceOptions = Parameters<typeof startTestService>[1];
 type ConfigOverrides = NonNullable<Parameters<typeof createConfigDir>[0]>;
 
-/** What withService hands a test: a config directory, the service on it, its SMTP port and child processes. */
+/** What withServiceDir hands a test: a config directory, the service on it, its SMTP port and child processes. */
 export interface ServiceDir {
   cfg: ConfigDir;
   /** Starts the service in this process on the directory's config; the one running before is closed first. */
   start(options?: TestServiceOptions): Promise<TestService>;
   /** Closes the running service, as a restart or a crash-free stop would. */
   stop(): Promise<void>;
-  /** The SMTP port the config sends mail to, when withService was given `smtp`; throws otherwise. */
+  /** The SMTP port the config sends mail to, when withServiceDir was given `smtp`; throws otherwise. */
   readonly smtp: SmtpPort;
   /** `gatehouse serve ARGS` as a child process (on this config unless ARGS name one), stopped at the end. */
   spawn(args?: string[], options?: Parameters<typeof spawnServe>[1]): Promise<ServeProcess>;
@@ -105,11 +105,11 @@ export interface ServiceOptions {
 
 /**
  * Runs `body` on a fresh config directory (createConfigDir's overrides, or a function making them
- * from the SMTP port, for a config that names it its own way). withService owns every
+ * from the SMTP port, for a config that names it its own way). withServiceDir owns every
  * lifetime the test starts — the service, child processes, the SMTP sink, the directories — and
  * however `body` ends, closes them in one place, newest first.
  */
-export async function withService(
+export async function withServiceDir(
   overrides: ConfigOverrides | ((smtp: SmtpPort) => ConfigOverrides),
   body: (dir: ServiceDir) => Promise<void>,
   options: ServiceOptions = {},
@@ -123,7 +123,7 @@ export async function withService(
   };
   try {
     const smtp = options.smtp === undefined ? undefined : await openSmtpPort(lifetimes, options.smtp);
-    const smtpOf = () => requireSmtp(smtp, "withService");
+    const smtpOf = () => requireSmtp(smtp, "withServiceDir");
     const configDir = (more: ConfigOverrides) => lifetimes.own(createConfigDir(withSmtpTransport(more, smtp)), (d) => d.remove());
     const cfg = configDir(typeof overrides === "function" ? overrides(smtpOf()) : overrides);
     lifetimes.defer(stop);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { simpleParser, type AddressObject } from "mailparser";
 import { runCli } from "../../src/cli.ts";
 import { registration } from "../helpers/harness.ts";
-import { captureIo, countLogs, postRegistrationTo, waitFor, withService, type TestService } from "../helpers/service.ts";
+import { captureIo, countLogs, postRegistrationTo, waitFor, withServiceDir, type TestService } from "../helpers/service.ts";
 import type { SmtpPort } from "../helpers/smtp.ts";
 
 const PUBLIC_URL = "http://gatehouse.test";
@@ -20,7 +20,7 @@ async function mailStatusOf(svc: TestService, username: string): Promise<string 
 }
 
 test("the verification mail goes out over SMTP and its link creates the account", async () => {
-  await withService({}, async ({ cfg, start, smtp }) => {
+  await withServiceDir({}, async ({ cfg, start, smtp }) => {
     const sink = smtp.sink;
     const svc = await start();
     const fields = registration({ username: "Dana", mail: "dana.e2e@example.org" });
@@ -82,7 +82,7 @@ test("the verification mail goes out over SMTP and its link creates the account"
 test("a 5xx from the SMTP server marks the mail failed after one attempt", async () => {
   const refuse = { refuseRcpt: { code: 550, message: "5.1.1 mailbox unavailable" } };
   const transport = (smtp: SmtpPort) => ({ mail: { transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } } });
-  await withService(transport, async ({ start, smtp }) => {
+  await withServiceDir(transport, async ({ start, smtp }) => {
     const sink = smtp.sink;
     const svc = await start();
     const fields = registration({ username: "erin", mail: "erin.e2e@example.org" });
@@ -103,7 +103,7 @@ test("a 5xx from the SMTP server marks the mail failed after one attempt", async
 });
 
 test("mail queued while the SMTP server is down is retried and arrives exactly once", async () => {
-  await withService({}, async ({ start, smtp }) => {
+  await withServiceDir({}, async ({ start, smtp }) => {
     const svc = await start();
     const fields = registration({ username: "frank", mail: "frank.e2e@example.org" });
 

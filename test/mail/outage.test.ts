@@ -4,7 +4,7 @@ import { simpleParser } from "mailparser";
 import { runCli } from "../../src/cli.ts";
 import { createHarness, postRegistration, registration, verifyToken } from "../helpers/harness.ts";
 import { cli } from "../helpers/invites.ts";
-import { captureIo, countLogs, postRegistrationTo, waitFor, withService } from "../helpers/service.ts";
+import { captureIo, countLogs, postRegistrationTo, waitFor, withServiceDir } from "../helpers/service.ts";
 
 // Mail that never gets lost: a registration answered 200 has its mail in the store, and the
 // outbox keeps trying (2 s, 4 s, 8 s … up to 10 min) until the SMTP server takes it, once.
@@ -30,7 +30,7 @@ async function mailStatuses(configPath: string): Promise<Map<string, string>> {
 }
 
 test("mail for 10 registrations accepted while the SMTP server is down arrives exactly once when it is back", async () => {
-  await withService({}, async ({ cfg, start, smtp }) => {
+  await withServiceDir({}, async ({ cfg, start, smtp }) => {
     const svc = await start();
     const configPath = cfg.configPath;
 
@@ -77,7 +77,7 @@ test("mail for 10 registrations accepted while the SMTP server is down arrives e
 });
 
 test("pending resend queues a refused verification mail again and it is delivered once", async () => {
-  await withService({}, async ({ cfg, start, smtp }) => {
+  await withServiceDir({}, async ({ cfg, start, smtp }) => {
     const refusing = smtp.sink;
     const svc = await start();
     const configPath = cfg.configPath;
