@@ -37,7 +37,7 @@ export function createLogger(level = "info", destination?: DestinationStream): L
 /**
  * For the lines written on every request (each refusal, the debug access line). Their fields are a
  * fixed set chosen in src/app.ts, none of them secret, so they skip the redaction pass, which costs
- * as much as the rest of the line; test/redaction.test.ts still reads them for every flow.
+ * as much as the rest of the line; test/e2e/redaction.test.ts still reads them for every flow.
  */
 export function requestLogger(log: Logger): Logger {
   return log.child({}, { redact: { paths: [] } });

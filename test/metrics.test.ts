@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { AUTH_TOKEN, createHarness, metricSample as sample, postRegistration, registration } from "./helpers/harness.ts";
-import { createConfigDir, startTestService } from "./helpers/service.ts";
+import { withServiceDir } from "./helpers/service.ts";
 
 test("/metrics counts requests, registrations by outcome, verifications, invites and logins", async () => {
   const h = await createHarness({ register: { secure: false, authTokens: [AUTH_TOKEN], blacklist: ["192.0.2.0/24"] } });
@@ -75,16 +75,12 @@ test("metrics can be turned off, or served on a listener of their own", async ()
     await off.close();
   }
 
-  const dir = createConfigDir({ metrics: { enabled: true, listen: { host: "127.0.0.1", port: 0 } } });
-  const svc = await startTestService(dir.configPath);
-  try {
+  await withServiceDir({ metrics: { enabled: true, listen: { host: "127.0.0.1", port: 0 } } }, async ({ start }) => {
+    const svc = await start();
     assert.equal((await fetch(`${svc.service.url}/metrics`)).status, 404, "not on the public listener");
     assert.ok(svc.service.metricsUrl, "a metrics listener was started");
     const res = await fetch(`${svc.service.metricsUrl}/metrics`);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /gatehouse_outbox_depth 0/);
-  } finally {
-    await svc.close();
-    dir.remove();
-  }
+  });
 });

@@ -30,7 +30,7 @@ export function canonicalMail(input: string): CanonicalMail | null {
 
 // Letters, digits and hyphens, no xn-- label: what nearly every address has. For these UTS #46
 // is lower case and nothing else, and tr46 costs ~50 µs a call on the refusal path, so they skip it;
-// test/identities.test.ts checks that both ways agree.
+// test/domain/identities.test.ts checks that both ways agree.
 const PLAIN_DOMAIN = /^(?:(?!xn--)[a-z0-9-]{1,63}\.)*(?!xn--)[a-z0-9-]{1,63}\.?$/i;
 
 function plainDomain(domain: string): string | null {

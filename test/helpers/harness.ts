@@ -11,6 +11,8 @@ import { createContext, type AppContext, type Clock, type ContextOptions } from 
 import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
+import { Lifetimes } from "./lifetimes.ts";
+import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
 export const AUTH_TOKEN = "test-auth-token-0123456789-abcdefghij";
 
@@ -75,38 +77,64 @@ export interface Harness {
   clock: FakeClock;
   logs: LogCapture;
   outbox: OutboxSender;
+  /** The SMTP port the mail goes to, when the harness was made with `smtp`; throws otherwise. */
+  readonly smtp: SmtpPort;
+  /** `thing`, closed with `close` when the harness closes. */
+  own<T>(thing: T, close: (thing: T) => unknown): T;
   close(): Promise<void>;
 }
 
-/** A real app on a real SQLite file in a temporary directory; only the clock is fake. */
-export async function createHarness(overrides: DeepPartial<Config> = {}, options: Pick<ContextOptions, "limiterBacking"> = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), "gatehouse-test-"));
-  const raw = testConfig(dir, overrides);
-  const configPath = join(dir, "config.json");
-  writeFileSync(configPath, JSON.stringify(raw, null, 2));
-  const config = parseConfig(raw, configPath);
-  const store = await openStore(config.storage);
-  const logs = new LogCapture();
-  const clock = new FakeClock();
-  const ctx = await createContext(config, store, { log: createLogger("debug", logs), clock, ...options });
-  const outbox = new OutboxSender(ctx);
-  const app = createApp(ctx);
-  return {
-    dir,
-    configPath,
-    config,
-    ctx,
-    app,
-    http: supertest.agent(app.callback()),
-    clock,
-    logs,
-    outbox,
-    async close() {
-      await outbox.stop();
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+export interface HarnessOptions extends Pick<ContextOptions, "limiterBacking"> {
+  /** Mail goes to a real SMTP sink on loopback (unless the overrides name another transport). */
+  smtp?: SmtpChoice;
+}
+
+/** The overrides with mail sent to `smtp`, unless they name a transport of their own. */
+export function withSmtpTransport<T extends DeepPartial<Config>>(overrides: T, smtp: SmtpPort | undefined): T {
+  if (!smtp || overrides.mail?.transport !== undefined) return overrides;
+  return { ...overrides, mail: { ...overrides.mail, transport: smtp.url } };
+}
+
+/**
+ * A real app on a real SQLite file in a temporary directory; only the clock is fake. The harness
+ * owns the directory, the store, the outbox sender and the SMTP sink, and close() ends them all.
+ */
+export async function createHarness(overrides: DeepPartial<Config> = {}, options: HarnessOptions = {}): Promise<Harness> {
+  const { smtp: smtpChoice, ...contextOptions } = options;
+  const lifetimes = new Lifetimes();
+  try {
+    const smtp = smtpChoice === undefined ? undefined : await openSmtpPort(lifetimes, smtpChoice);
+    const dir = lifetimes.own(mkdtempSync(join(tmpdir(), "gatehouse-test-")), (d) => rmSync(d, { recursive: true, force: true }));
+    const raw = testConfig(dir, withSmtpTransport(overrides, smtp));
+    const configPath = join(dir, "config.json");
+    writeFileSync(configPath, JSON.stringify(raw, null, 2));
+    const config = parseConfig(raw, configPath);
+    const store = lifetimes.own(await openStore(config.storage), (st) => st.close());
+    const logs = new LogCapture();
+    const clock = new FakeClock();
+    const ctx = await createContext(config, store, { log: createLogger("debug", logs), clock, ...contextOptions });
+    const outbox = lifetimes.own(new OutboxSender(ctx), (o) => o.stop());
+    const app = createApp(ctx);
+    return {
+      dir,
+      configPath,
+      config,
+      ctx,
+      app,
+      http: supertest.agent(app.callback()),
+      clock,
+      logs,
+      outbox,
+      get smtp() {
+        return requireSmtp(smtp, "this harness");
+      },
+      own: (thing, close) => lifetimes.own(thing, close),
+      close: () => lifetimes.closeAll(),
+    };
+  } catch (err) {
+    await lifetimes.closeAll();
+    throw err;
+  }
 }
 
 export interface RegistrationFields {

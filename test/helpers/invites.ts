@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import supertest from "supertest";
 import { cli } from "./cli.ts";
@@ -6,6 +7,12 @@ import type { Harness } from "./harness.ts";
 export { cli, type CliResult } from "./cli.ts";
 
 export const PASSWORD = "correct horse battery";
+export const PUBLIC_URL = "http://gatehouse.test";
+/** mod_invites_api's path (invites.apiPath's default). */
+export const API_PATH = "/invites_api";
+/** invites.ttlSeconds' default, in milliseconds. */
+export const DEFAULT_TTL_MS = 604_800 * 1000;
+export const INVITE_URL = /^http:\/\/gatehouse\.test\/invite\/([A-Za-z0-9_-]{22,})$/;
 
 /** A client without a cookie jar: each request carries only the headers the test sets. */
 export function client(h: Pick<Harness, "app">): ReturnType<typeof supertest> {
@@ -56,4 +63,43 @@ export function databaseBytes(h: Pick<Harness, "config">): Buffer {
 export function databaseContains(h: Pick<Harness, "config">, needle: string): boolean {
   const bytes = databaseBytes(h);
   return bytes.includes(Buffer.from(needle, "utf8")) || bytes.includes(Buffer.from(needle, "utf16le"));
+}
+
+/** POST /api/invite/:id as pilcrow's client sends it. */
+export function accept(h: Pick<Harness, "app">, id: string, name: string, password = PASSWORD) {
+  return client(h).post(`/api/invite/${encodeURIComponent(id)}`).set("Accept", "application/json").send({ name, password });
+}
+
+/** An account made through an invite, and its session cookie pair (`identity=…`). */
+export async function invitedAccount(h: Pick<Harness, "app" | "configPath">, name: string, keyName = "Alice's key"): Promise<{ cookie: string; inviteId: string }> {
+  const { id } = await issueInvite(h, keyName);
+  const res = await accept(h, id, name);
+  assert.equal(res.status, 204, res.text);
+  const cookie = identityCookie(res);
+  assert.ok(cookie, "accepting sets the identity cookie");
+  return { cookie: cookie.pair, inviteId: id };
+}
+
+/** GET /api/me, with the cookie pair when one is given. */
+export function me(h: Pick<Harness, "app">, cookie?: string) {
+  const req = client(h).get("/api/me").set("Accept", "application/json");
+  return cookie ? req.set("Cookie", cookie) : req;
+}
+
+export function login(h: Pick<Harness, "app">, name: string, password: string) {
+  return client(h).post("/api/auth/login").set("Accept", "application/json").send({ name, password });
+}
+
+/** The rows of `invites list`: handle, state, uses, issuer and bound username of each invite. */
+export async function handles(h: Pick<Harness, "configPath">): Promise<{ handle: string; state: string; uses: string; issuer: string; username: string }[]> {
+  const res = await cli(h, "invites", "list");
+  assert.equal(res.code, 0, res.err.join("\n"));
+  return res.out.map((line) => {
+    const [handle = "", state = "", uses = "", , issuer = "", username = ""] = line.split("\t");
+    return { handle, state, uses, issuer, username };
+  });
+}
+
+export async function accountNames(h: Pick<Harness, "ctx">): Promise<string[]> {
+  return (await h.ctx.store.listAccounts()).map((a) => a.username);
 }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../../src/config.ts";
-import { waitFor } from "./service.ts";
+import { waitFor } from "./lifetimes.ts";
 
 export interface ServeProcess {
   child: ChildProcess;

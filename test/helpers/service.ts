@@ -1,37 +1,15 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { startService, type RunningService, type ServeOptions } from "../../src/main.ts";
-import { encode, LogCapture, testConfig, type RegistrationFields } from "./harness.ts";
+import { encode, LogCapture, testConfig, withSmtpTransport, type RegistrationFields } from "./harness.ts";
+import { Lifetimes } from "./lifetimes.ts";
+import { spawnServe, type ServeProcess } from "./process.ts";
+import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
-/** Polls `check` until it returns something truthy; fails after `timeoutMs` saying what it waited for. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  { timeoutMs = 5000, intervalMs = 25, what = "a condition" }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
-/** A port that was free a moment ago: listen on 0, note the port, close. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort, waitFor } from "./lifetimes.ts";
 
 export interface ConfigDir {
   dir: string;
@@ -101,25 +79,42 @@ export async function startTestService(
 }
 
 type TestServiceOptions = Parameters<typeof startTestService>[1];
+type ConfigOverrides = NonNullable<Parameters<typeof createConfigDir>[0]>;
 
-/** A config directory and the service on it, for one test; see withServiceDir. */
+/** What withServiceDir hands a test: a config directory, the service on it, its SMTP port and child processes. */
 export interface ServiceDir {
   cfg: ConfigDir;
-  /** Starts the service on the directory's config; the one running before is closed first. */
+  /** Starts the service in this process on the directory's config; the one running before is closed first. */
   start(options?: TestServiceOptions): Promise<TestService>;
   /** Closes the running service, as a restart or a crash-free stop would. */
   stop(): Promise<void>;
+  /** The SMTP port the config sends mail to, when withServiceDir was given `smtp`; throws otherwise. */
+  readonly smtp: SmtpPort;
+  /** `gatehouse serve ARGS` as a child process (on this config unless ARGS name one), stopped at the end. */
+  spawn(args?: string[], options?: Parameters<typeof spawnServe>[1]): Promise<ServeProcess>;
+  /** Another config directory (same SMTP port unless the overrides name a transport), removed at the end. */
+  configDir(overrides: ConfigOverrides): ConfigDir;
+  /** `thing`, closed with `close` at the end (newest first, so before the directory it may use). */
+  own<T>(thing: T, close: (thing: T) => unknown): T;
+}
+
+export interface ServiceOptions {
+  /** A real SMTP sink on loopback that the config's mail goes to, up from the start or "down". */
+  smtp?: SmtpChoice;
 }
 
 /**
- * Runs `body` on a fresh config directory (createConfigDir's overrides). However `body` ends, the
- * service it left running is closed, then the directory removed.
+ * Runs `body` on a fresh config directory (createConfigDir's overrides, or a function making them
+ * from the SMTP port, for a config that names it its own way). withServiceDir owns every
+ * lifetime the test starts — the service, child processes, the SMTP sink, the directories — and
+ * however `body` ends, closes them in one place, newest first.
  */
 export async function withServiceDir(
-  overrides: Parameters<typeof createConfigDir>[0],
+  overrides: ConfigOverrides | ((smtp: SmtpPort) => ConfigOverrides),
   body: (dir: ServiceDir) => Promise<void>,
+  options: ServiceOptions = {},
 ): Promise<void> {
-  const cfg = createConfigDir(overrides);
+  const lifetimes = new Lifetimes();
   let running: TestService | undefined;
   const stop = async () => {
     const svc = running;
@@ -127,18 +122,30 @@ export async function withServiceDir(
     await svc?.close();
   };
   try {
+    const smtp = options.smtp === undefined ? undefined : await openSmtpPort(lifetimes, options.smtp);
+    const smtpOf = () => requireSmtp(smtp, "withServiceDir");
+    const configDir = (more: ConfigOverrides) => lifetimes.own(createConfigDir(withSmtpTransport(more, smtp)), (d) => d.remove());
+    const cfg = configDir(typeof overrides === "function" ? overrides(smtpOf()) : overrides);
+    lifetimes.defer(stop);
     await body({
       cfg,
-      async start(options) {
+      async start(serviceOptions) {
         await stop();
-        running = await startTestService(cfg.configPath, options);
+        running = await startTestService(cfg.configPath, serviceOptions);
         return running;
       },
       stop,
+      get smtp() {
+        return smtpOf();
+      },
+      async spawn(args = ["--config", cfg.configPath], spawnOptions) {
+        return lifetimes.own(await spawnServe(args, spawnOptions), (p) => p.stop());
+      },
+      configDir,
+      own: (thing, close) => lifetimes.own(thing, close),
     });
   } finally {
-    await stop();
-    cfg.remove();
+    await lifetimes.closeAll();
   }
 }
 

@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
-import { waitFor } from "./service.ts";
+import { freePort, waitFor, type Lifetimes } from "./lifetimes.ts";
 
 export interface ReceivedMail {
   from: string;
@@ -83,4 +83,54 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * How a test wants its mail server: `true` (or sink options) for a sink listening from the start,
+ * "down" for a port nobody listens on yet, where the test may start one later.
+ */
+export type SmtpChoice = true | Omit<SmtpSinkOptions, "port"> | "down";
+
+/** One loopback SMTP port for a test's whole life: the config points at it; sinks come and go on it. */
+export interface SmtpPort {
+  readonly port: number;
+  /** `smtp://127.0.0.1:PORT/?ignoreTLS=true`, the transport a config uses to reach the port. */
+  readonly url: string;
+  /** The sink listening now; throws when none is. */
+  readonly sink: SmtpSink;
+  /** Starts a sink on the port, closing the one listening before (a restarted or replaced server). */
+  start(options?: Omit<SmtpSinkOptions, "port">): Promise<SmtpSink>;
+  /** Closes the sink listening now, if any: the server goes down. */
+  stop(): Promise<void>;
+}
+
+/** An SmtpPort as `choice` asks, owned by `lifetimes`, so whatever sink is up at the end is closed. */
+export async function openSmtpPort(lifetimes: Lifetimes, choice: SmtpChoice): Promise<SmtpPort> {
+  let current: SmtpSink | undefined = choice === "down" ? undefined : await startSmtpSink(choice === true ? {} : choice);
+  const port = current?.port ?? (await freePort());
+  const handle: SmtpPort = {
+    port,
+    url: `smtp://127.0.0.1:${port}/?ignoreTLS=true`,
+    get sink(): SmtpSink {
+      if (!current) throw new Error(`no SMTP sink is listening on port ${port}`);
+      return current;
+    },
+    async start(options = {}) {
+      await handle.stop();
+      current = await startSmtpSink({ ...options, port });
+      return current;
+    },
+    async stop() {
+      const sink = current;
+      current = undefined;
+      await sink?.close();
+    },
+  };
+  return lifetimes.own(handle, (h) => h.stop());
+}
+
+/** The SMTP port a harness or service was made with; a clear failure when the test asked for none. */
+export function requireSmtp(smtp: SmtpPort | undefined, owner: string): SmtpPort {
+  if (!smtp) throw new Error(`${owner} has no SMTP sink: pass { smtp: true } (or sink options, or "down")`);
+  return smtp;
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHarness, postRegistration, registration } from "./helpers/harness.ts";
+import { createHarness, postRegistration, registration } from "../helpers/harness.ts";
 
 test("a registration answers 200 with a token that the confirm page accepts", async () => {
   const h = await createHarness();

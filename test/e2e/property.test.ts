@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import fc from "fast-check";
-import { createLimiters } from "../src/domain/limiter.ts";
-import { AUTH_TOKEN, createHarness, postRegistration, registration, storeSnapshot, type Harness, type StoreSnapshot } from "./helpers/harness.ts";
-import { client, createKey, identityCookie, PASSWORD } from "./helpers/invites.ts";
+import { createLimiters } from "../../src/domain/limiter.ts";
+import { AUTH_TOKEN, createHarness, postRegistration, registration, storeSnapshot, type Harness, type StoreSnapshot } from "../helpers/harness.ts";
+import { client, createKey, identityCookie, PASSWORD } from "../helpers/invites.ts";
 
 // DESIGN.md §8, as properties: whatever arrives — random JSON, base64, bytes, Unicode, content
 // types, header values, paths and methods — at any endpoint, the answer is never a 5xx and

@@ -1,20 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { simpleParser, type AddressObject } from "mailparser";
-import { runCli } from "../src/cli/index.ts";
-import { registration } from "./helpers/harness.ts";
-import {
-  captureIo,
-  countLogs,
-  createConfigDir,
-  freePort,
-  postRegistrationTo,
-  startTestService,
-  waitFor,
-  type ConfigDir,
-  type TestService,
-} from "./helpers/service.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+import { runCli } from "../../src/cli/index.ts";
+import { registration } from "../helpers/harness.ts";
+import { captureIo, countLogs, postRegistrationTo, waitFor, withServiceDir, type TestService } from "../helpers/service.ts";
+import type { SmtpPort } from "../helpers/smtp.ts";
 
 const PUBLIC_URL = "http://gatehouse.test";
 const BASE_PATH = "/register_account/";
@@ -30,13 +20,9 @@ async function mailStatusOf(svc: TestService, username: string): Promise<string 
 }
 
 test("the verification mail goes out over SMTP and its link creates the account", async () => {
-  let sink: SmtpSink | undefined;
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    sink = await startSmtpSink();
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${sink.port}/?ignoreTLS=true` } });
-    svc = await startTestService(cfg.configPath);
+  await withServiceDir({}, async ({ cfg, start, smtp }) => {
+    const sink = smtp.sink;
+    const svc = await start();
     const fields = registration({ username: "Dana", mail: "dana.e2e@example.org" });
 
     const res = await postRegistrationTo(svc.service.url, fields);
@@ -63,7 +49,7 @@ test("the verification mail goes out over SMTP and its link creates the account"
     assert.equal(link, `${PUBLIC_URL}${BASE_PATH}verify/${encodeURIComponent(token)}`);
     assert.ok(mail.html.includes(`href="${link}"`), "the html part links to the same address");
 
-    await waitFor(async () => (await mailStatusOf(svc!, "dana")) === "sent", { what: "the outbox to mark the mail sent" });
+    await waitFor(async () => (await mailStatusOf(svc, "dana")) === "sent", { what: "the outbox to mark the mail sent" });
 
     // Follow the link on the running service: the public URL is only where the site is reachable from outside.
     const path = link.slice(PUBLIC_URL.length);
@@ -90,27 +76,21 @@ test("the verification mail goes out over SMTP and its link creates the account"
     const logText = svc.logs.text();
     assert.ok(countLogs(svc.logs, "mail sent") === 1, logText);
     for (const secret of [token, fields.mail, fields.password]) assert.ok(!logText.includes(secret), `log leaks ${secret}`);
-  } finally {
-    await svc?.close();
-    await sink?.close();
-    cfg?.remove();
-  }
+  }, { smtp: true });
 });
 
 test("a 5xx from the SMTP server marks the mail failed after one attempt", async () => {
-  let sink: SmtpSink | undefined;
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    sink = await startSmtpSink({ refuseRcpt: { code: 550, message: "5.1.1 mailbox unavailable" } });
-    cfg = createConfigDir({ mail: { transport: { host: "127.0.0.1", port: sink.port, secure: false, ignoreTLS: true } } });
-    svc = await startTestService(cfg.configPath);
+  const refuse = { refuseRcpt: { code: 550, message: "5.1.1 mailbox unavailable" } };
+  const transport = (smtp: SmtpPort) => ({ mail: { transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } } });
+  await withServiceDir(transport, async ({ start, smtp }) => {
+    const sink = smtp.sink;
+    const svc = await start();
     const fields = registration({ username: "erin", mail: "erin.e2e@example.org" });
 
     const res = await postRegistrationTo(svc.service.url, fields);
     assert.equal(res.status, 200, res.text);
 
-    await waitFor(async () => (await mailStatusOf(svc!, "erin")) === "failed", { what: "the mail to be marked failed" });
+    await waitFor(async () => (await mailStatusOf(svc, "erin")) === "failed", { what: "the mail to be marked failed" });
     assert.deepEqual(sink.rcptAttempts, ["erin.e2e@example.org"]);
     assert.equal(sink.received.length, 0);
     const failures = svc.logs.lines.filter((l) => l["msg"] === "outbox item failed for good");
@@ -119,36 +99,27 @@ test("a 5xx from the SMTP server marks the mail failed after one attempt", async
     assert.match(String(failures[0]!["reason"]), /550/);
     assert.equal(countLogs(svc.logs, "outbox send failed, will retry"), 0);
     assert.equal(await svc.service.ctx.store.outboxDepth(), 0, "nothing is left queued");
-  } finally {
-    await svc?.close();
-    await sink?.close();
-    cfg?.remove();
-  }
+  }, { smtp: refuse });
 });
 
 test("mail queued while the SMTP server is down is retried and arrives exactly once", async () => {
-  let sink: SmtpSink | undefined;
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    const port = await freePort();
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${port}/?ignoreTLS=true` } });
-    svc = await startTestService(cfg.configPath);
+  await withServiceDir({}, async ({ start, smtp }) => {
+    const svc = await start();
     const fields = registration({ username: "frank", mail: "frank.e2e@example.org" });
 
     const res = await postRegistrationTo(svc.service.url, fields);
     assert.equal(res.status, 200, res.text);
 
-    const retry = await waitFor(() => svc!.logs.lines.find((l) => l["msg"] === "outbox send failed, will retry"), {
+    const retry = await waitFor(() => svc.logs.lines.find((l) => l["msg"] === "outbox send failed, will retry"), {
       what: "the first attempt to fail",
     });
     assert.equal(retry["attempts"], 1);
     assert.equal(retry["retryInMs"], 2000);
     assert.equal(await mailStatusOf(svc, "frank"), "queued");
 
-    sink = await startSmtpSink({ port });
+    const sink = await smtp.start();
     await sink.waitForMail(1, 6000);
-    await waitFor(async () => (await mailStatusOf(svc!, "frank")) === "sent", { what: "the outbox to mark the mail sent" });
+    await waitFor(async () => (await mailStatusOf(svc, "frank")) === "sent", { what: "the outbox to mark the mail sent" });
     // A few more poll intervals (100 ms each) must not send it again.
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal(sink.received.length, 1);
@@ -156,9 +127,5 @@ test("mail queued while the SMTP server is down is retried and arrives exactly o
     const mail = await simpleParser(sink.received[0]!.raw);
     assert.ok(mail.text?.includes(`${PUBLIC_URL}${BASE_PATH}verify/${res.text}`), "mail.text?.includes(`${PUBLIC_URL}${BASE_PATH}verify/${res.text}`)");
     assert.equal(countLogs(svc.logs, "mail sent"), 1);
-  } finally {
-    await svc?.close();
-    await sink?.close();
-    cfg?.remove();
-  }
+  }, { smtp: "down" });
 });

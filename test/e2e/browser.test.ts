@@ -5,11 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { runCli } from "../src/cli/index.ts";
-import { registration } from "./helpers/harness.ts";
-import { BROWSER_SKIP, browserTestsEnabled, launchChromium, startBrowserService, type BrowserService } from "./helpers/browser.ts";
-import { PASSWORD } from "./helpers/invites.ts";
-import { captureIo, postRegistrationTo, waitFor } from "./helpers/service.ts";
+import { runCli } from "../../src/cli/index.ts";
+import { registration } from "../helpers/harness.ts";
+import { BROWSER_SKIP, browserTestsEnabled, launchChromium, startBrowserService, type BrowserService } from "../helpers/browser.ts";
+import { PASSWORD } from "../helpers/invites.ts";
+import { captureIo, postRegistrationTo, waitFor } from "../helpers/service.ts";
 
 // DESIGN.md §4 and §5 in a real Chromium: the invite page and the mailed verification link work
 // for a person with a browser, without JavaScript, under the pages' Content-Security-Policy.

@@ -2,8 +2,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import fc from "fast-check";
-import { canonicalMail, uts46Domain } from "../src/domain/mail-address.ts";
-import { usernameSkeleton } from "../src/domain/username.ts";
+import { canonicalMail, uts46Domain } from "../../src/domain/mail-address.ts";
+import { usernameSkeleton } from "../../src/domain/username.ts";
 import {
   postRegistrationJson,
   registerAndVerify,
@@ -11,9 +11,8 @@ import {
   storeSnapshot,
   withHarness,
   type Harness,
-} from "./helpers/harness.ts";
-import { cli, client, issueInvite, PASSWORD } from "./helpers/invites.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+} from "../helpers/harness.ts";
+import { cli, client, issueInvite, PASSWORD } from "../helpers/invites.ts";
 
 // DESIGN §7 "Identities": one canonical form of a mail address is filtered, hashed and mailed
 // (issue 10, item 3), and names are compared by their UTS #39 confusable skeleton (item 8).
@@ -21,28 +20,23 @@ import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
 type Overrides = Parameters<typeof withHarness>[0];
 
 /** A harness whose mail goes to a real SMTP server on loopback. */
-async function withSmtpHarness(overrides: Overrides, body: (h: Harness, sink: SmtpSink) => Promise<void>): Promise<void> {
-  const sink = await startSmtpSink();
-  try {
-    await withHarness({ ...overrides, mail: { transport: `smtp://127.0.0.1:${sink.port}/?ignoreTLS=true` } }, (h) => body(h, sink));
-  } finally {
-    await sink.close();
-  }
+function withSmtpHarness(overrides: Overrides, body: (h: Harness) => Promise<void>): Promise<void> {
+  return withHarness(overrides, body, { smtp: true });
 }
 
 /** The RCPT TO of every mail the sink took, after the outbox has sent what is due. */
-async function recipients(h: Harness, sink: SmtpSink): Promise<string[]> {
+async function recipients(h: Harness): Promise<string[]> {
   await h.outbox.drain();
-  return sink.received.flatMap((m) => m.to);
+  return h.smtp.sink.received.flatMap((m) => m.to);
 }
 
 /**
  * The To: header of every mail the sink took, as gatehouse wrote it. smtp-server hands RCPT TO
  * domains over in their Unicode form (it runs punycode.toUnicode), so this is where the ASCII form shows.
  */
-async function toHeaders(h: Harness, sink: SmtpSink): Promise<string[]> {
+async function toHeaders(h: Harness): Promise<string[]> {
   await h.outbox.drain();
-  return sink.received.map((m) => /^To: (.*)$/m.exec(m.raw.toString("utf8"))?.[1] ?? "");
+  return h.smtp.sink.received.map((m) => /^To: (.*)$/m.exec(m.raw.toString("utf8"))?.[1] ?? "");
 }
 
 /** `gatehouse filters test` on the harness's config: its output lines. */
@@ -54,13 +48,13 @@ async function filtersTest(h: Harness, mail: string): Promise<string[]> {
 
 describe("mail addresses: one canonical form is filtered, hashed and mailed", () => {
   test("an address ending in an ideographic full stop is caught by a filter on its domain, over HTTP and in filters test", async () => {
-    await withSmtpHarness({ register: { filteredMails: ["@spam\\.example$"] } }, async (h, sink) => {
+    await withSmtpHarness({ register: { filteredMails: ["@spam\\.example$"] } }, async (h) => {
       const before = await storeSnapshot(h);
       const res = await postRegistrationJson(h, registration({ mail: "victim@spam.example\u3002" }));
       assert.equal(res.status, 403, res.text);
       assert.equal(res.body.error, "MAIL_FILTERED");
       assert.deepEqual(await storeSnapshot(h), before, "nothing stored");
-      assert.deepEqual(await recipients(h, sink), [], "nothing mailed");
+      assert.deepEqual(await recipients(h), [], "nothing mailed");
 
       const out = await filtersTest(h, "victim@spam.example\u3002");
       assert.ok(out.includes('refused: mail matches filter "@spam\\\\.example$" (403)'), out.join("\n"));
@@ -69,11 +63,11 @@ describe("mail addresses: one canonical form is filtered, hashed and mailed", ()
   });
 
   test("without a filter, an address ending in an ideographic full stop is mailed to the plain domain, without the trailing dot", async () => {
-    await withSmtpHarness({}, async (h, sink) => {
+    await withSmtpHarness({}, async (h) => {
       const res = await postRegistrationJson(h, registration({ mail: " Victim@Spam.Example\u3002 " }));
       assert.equal(res.status, 200, res.text);
-      assert.deepEqual(await recipients(h, sink), ["victim@spam.example"]);
-      assert.deepEqual(await toHeaders(h, sink), ["victim@spam.example"]);
+      assert.deepEqual(await recipients(h), ["victim@spam.example"]);
+      assert.deepEqual(await toHeaders(h), ["victim@spam.example"]);
       const again = await postRegistrationJson(h, registration({ mail: "victim@spam.example." }));
       assert.equal(again.status, 409, "the same mailbox with a trailing dot");
       assert.equal(again.body.error, "MAIL_TAKEN");
@@ -85,15 +79,15 @@ describe("mail addresses: one canonical form is filtered, hashed and mailed", ()
     ["v@xn--bcher-kva.example", "V@B\u00dcCHER.example"],
   ] as const) {
     test(`${first} and then ${second} are one mailbox: one registration, mailed to the ASCII form`, async () => {
-      await withSmtpHarness({}, async (h, sink) => {
+      await withSmtpHarness({}, async (h) => {
         const res = await postRegistrationJson(h, registration({ username: "first", mail: first }));
         assert.equal(res.status, 200, res.text);
         const dup = await postRegistrationJson(h, registration({ username: "second", mail: second }));
         assert.equal(dup.status, 409, dup.text);
         assert.equal(dup.body.error, "MAIL_TAKEN");
         assert.deepEqual((await h.ctx.store.listPending(h.clock.now())).map((p) => p.username), ["first"]);
-        assert.deepEqual(await toHeaders(h, sink), ["v@xn--bcher-kva.example"]);
-        assert.deepEqual(sink.received.flatMap((m) => m.to), ["v@b\u00fccher.example"], "one mail, to that mailbox");
+        assert.deepEqual(await toHeaders(h), ["v@xn--bcher-kva.example"]);
+        assert.deepEqual(h.smtp.sink.received.flatMap((m) => m.to), ["v@b\u00fccher.example"], "one mail, to that mailbox");
       });
     });
   }
@@ -130,12 +124,12 @@ describe("mail addresses: one canonical form is filtered, hashed and mailed", ()
   });
 
   test("the local part is lower-cased like the domain: Alice@Example.org is mailed as alice@example.org and is the mailbox of alice@example.org", async () => {
-    await withSmtpHarness({}, async (h, sink) => {
+    await withSmtpHarness({}, async (h) => {
       assert.equal((await postRegistrationJson(h, registration({ mail: "Alice@Example.ORG" }))).status, 200);
       const dup = await postRegistrationJson(h, registration({ mail: "alice@example.org" }));
       assert.equal(dup.status, 409);
-      assert.deepEqual(await recipients(h, sink), ["alice@example.org"]);
-      assert.deepEqual(await toHeaders(h, sink), ["alice@example.org"]);
+      assert.deepEqual(await recipients(h), ["alice@example.org"]);
+      assert.deepEqual(await toHeaders(h), ["alice@example.org"]);
     });
   });
 

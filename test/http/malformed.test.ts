@@ -11,7 +11,7 @@ import {
   storeSnapshot,
   type Harness,
   type StoreSnapshot,
-} from "./helpers/harness.ts";
+} from "../helpers/harness.ts";
 
 // DESIGN.md §8: no input makes gatehouse answer 500 or lose data. Every request here gets a 4xx with
 // a reason, and the store (one pending registration, one account, one queued mail) stays as it was.

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PACKAGE_ROOT } from "../src/config.ts";
-import { Sealer } from "../src/domain/secrets.ts";
-import { anyHolds, assertNoneInClear, sqliteFiles } from "./helpers/files.ts";
-import { FakeClock, registration } from "./helpers/harness.ts";
-import { countLogs, editConfig, postRegistrationTo, waitFor, withServiceDir, type ServiceDir, type TestService } from "./helpers/service.ts";
+import { PACKAGE_ROOT } from "../../src/config.ts";
+import { Sealer } from "../../src/domain/secrets.ts";
+import { anyHolds, assertNoneInClear, sqliteFiles } from "../helpers/files.ts";
+import { FakeClock, registration } from "../helpers/harness.ts";
+import { countLogs, editConfig, postRegistrationTo, waitFor, withServiceDir, type ServiceDir, type TestService } from "../helpers/service.ts";
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { anyHolds, assertNoneInClear, sqliteFiles } from "./helpers/files.ts";
-import { registration } from "./helpers/harness.ts";
-import { freePort, postRegistrationTo, waitFor, withServiceDir, type TestService } from "./helpers/service.ts";
+import { anyHolds, assertNoneInClear, sqliteFiles } from "../helpers/files.ts";
+import { registration } from "../helpers/harness.ts";
+import { freePort, postRegistrationTo, waitFor, withServiceDir, type TestService } from "../helpers/service.ts";
 
 const VERIFY = "/register_account/verify/";
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { findDisposableDomain } from "../src/domain/disposable.ts";
-import { cli } from "./helpers/invites.ts";
+import { findDisposableDomain } from "../../src/domain/disposable.ts";
+import { cli } from "../helpers/invites.ts";
 import {
   createHarness,
   postRegistration,
@@ -9,7 +9,7 @@ import {
   registration,
   storeSnapshot,
   withHarness,
-} from "./helpers/harness.ts";
+} from "../helpers/harness.ts";
 
 // register.blockDisposable: a mail rule next to the filters of DESIGN §3 row 7, fed by the
 // disposable-email-domains list (npm disposable-email-domains-js).
@@ -103,7 +103,7 @@ test("the disposable check comes right after the mail filters and before the use
 test("turning blockDisposable on by a config reload takes effect at once", async () => {
   await withHarness({}, async (h) => {
     assert.equal((await postRegistrationJson(h, registration({ mail: "a@mailinator.com" }))).status, 200);
-    const { applyConfig } = await import("../src/context.ts");
+    const { applyConfig } = await import("../../src/context.ts");
     applyConfig(h.ctx, { ...h.config, register: { ...h.config.register, blockDisposable: true } });
     const res = await postRegistrationJson(h, registration({ mail: "b@mailinator.com" }));
     assert.equal(res.status, 403, res.text);

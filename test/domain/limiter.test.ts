@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { randomUUID } from "node:crypto";
-import { createLimiters, createThrottle, memoryBacking } from "../src/domain/limiter.ts";
-import { createRedisBacking } from "../src/limiter-backing.ts";
-import { createLogger } from "../src/log.ts";
-import { LogCapture } from "./helpers/harness.ts";
+import { createLimiters, createThrottle, memoryBacking } from "../../src/domain/limiter.ts";
+import { createRedisBacking } from "../../src/limiter-backing.ts";
+import { createLogger } from "../../src/log.ts";
+import { LogCapture } from "../helpers/harness.ts";
 
 const REDIS = process.env["GATEHOUSE_TEST_REDIS"];
 

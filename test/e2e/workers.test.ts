@@ -1,9 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
-import { spawnServe } from "./helpers/process.ts";
-import { createConfigDir, freePort, postRegistrationTo, waitFor } from "./helpers/service.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
+import { freePort, postRegistrationTo, waitFor, withServiceDir } from "../helpers/service.ts";
+import type { SmtpPort } from "../helpers/smtp.ts";
 
 /** fetch with a fresh connection each time, so the cluster hands requests to different workers. */
 function registerAt(url: string, fields: ReturnType<typeof registration>) {
@@ -15,18 +14,17 @@ function registerAt(url: string, fields: ReturnType<typeof registration>) {
 }
 
 test("serve --workers 2 shares one listener, one throttle and one outbox sender, and stops cleanly", async (t) => {
-  const smtp = await startSmtpSink();
   const port = await freePort();
   const metricsPort = await freePort();
-  const dir = createConfigDir({
+  const config = (mail: SmtpPort) => ({
     listen: { host: "127.0.0.1", port },
     metrics: { enabled: true, listen: { host: "127.0.0.1", port: metricsPort } },
     register: { secure: false, authTokens: [AUTH_TOKEN], throttleSeconds: 60 },
-    mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } },
+    mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: mail.port, secure: false, ignoreTLS: true } },
   });
-  const serve = await spawnServe(["--workers", "2", "--config", dir.configPath], { listening: 2 });
-  const url = `http://127.0.0.1:${port}`;
-  try {
+  await withServiceDir(config, async ({ cfg, spawn, smtp: { sink: smtp } }) => {
+    const serve = await spawn(["--workers", "2", "--config", cfg.configPath], { listening: 2 });
+    const url = `http://127.0.0.1:${port}`;
     const listeners = new Set(serve.logs.filter((l) => l["msg"] === "gatehouse listening").map((l) => l["pid"]));
     assert.equal(listeners.size, 2, "two worker processes listen");
 
@@ -68,9 +66,5 @@ test("serve --workers 2 shares one listener, one throttle and one outbox sender,
     await t.test("SIGTERM stops the primary and its workers with exit code 0", async () => {
       assert.equal(await serve.stop(), 0);
     });
-  } finally {
-    await serve.stop();
-    await smtp.close();
-    dir.remove();
-  }
+  }, { smtp: true });
 });

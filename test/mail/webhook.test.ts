@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHarness, registerAndVerify, type Harness } from "./helpers/harness.ts";
-import { client, issueInvite, PASSWORD } from "./helpers/invites.ts";
-import { verifySignature } from "./helpers/signature.ts";
+import { createHarness, registerAndVerify, type Harness } from "../helpers/harness.ts";
+import { client, issueInvite, PASSWORD } from "../helpers/invites.ts";
+import { verifySignature } from "../helpers/signature.ts";
 
 // Events leave through the outbox: signed, retried with backoff, at least once, in order per account.
 // The receiver below checks them the way the README tells operators to.

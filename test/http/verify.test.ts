@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import type supertest from "supertest";
-import { postRegistration, registration, storeSnapshot, withHarness, type Harness } from "./helpers/harness.ts";
+import { postRegistration, registration, storeSnapshot, withHarness, type Harness } from "../helpers/harness.ts";
 
 // DESIGN.md §4: the verification form, the mailed link's confirm page, and completion.
 

@@ -1,10 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runCli } from "../src/cli/index.ts";
-import { registration } from "./helpers/harness.ts";
-import { spawnServe, type ServeProcess } from "./helpers/process.ts";
-import { captureIo, createConfigDir, editConfig, freePort, postRegistrationTo, waitFor, type ConfigDir } from "./helpers/service.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+import { runCli } from "../../src/cli/index.ts";
+import { registration } from "../helpers/harness.ts";
+import type { ServeProcess } from "../helpers/process.ts";
+import { captureIo, postRegistrationTo, waitFor, withServiceDir } from "../helpers/service.ts";
 
 // DESIGN §3: on 200 the pending registration is stored, with its mail queued in the same
 // transaction. So a process killed without warning (SIGKILL: no shutdown hook runs) may lose
@@ -31,13 +30,9 @@ async function exited(proc: ServeProcess, timeoutMs = 5_000): Promise<void> {
 }
 
 test("every registration answered 200 is there after the process is killed mid-stream", async (t) => {
-  let cfg: ConfigDir | undefined;
-  let first: ServeProcess | undefined;
-  let second: ServeProcess | undefined;
-  try {
-    // Mail goes to a port nobody listens on: it stays queued, which is not what this test is about.
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${await freePort()}/?ignoreTLS=true` } });
-    first = await spawnServe(["--config", cfg.configPath]);
+  // Mail goes to a port nobody listens on: it stays queued, which is not what this test is about.
+  await withServiceDir({}, async ({ cfg, spawn }) => {
+    const first = await spawn();
     const url = listeningUrl(first);
 
     const answered: { username: string; token: string }[] = [];
@@ -75,7 +70,7 @@ test("every registration answered 200 is there after the process is killed mid-s
     assert.deepEqual(errorsWhileUp, [], "no request failed while the process was up");
     assert.deepEqual(refusedWhileUp, [], "no registration was refused while the process was up");
 
-    second = await spawnServe(["--config", cfg.configPath]);
+    const second = await spawn();
     const after = listeningUrl(second);
     const listed = await pendingList(cfg.configPath);
     const missing = answered.filter((a) => !listed.has(a.username)).map((a) => a.username);
@@ -102,21 +97,12 @@ test("every registration answered 200 is there after the process is killed mid-s
     assert.deepEqual(failedTokens, [], "every token answered 200 completes after the restart");
     assert.equal(verified, answered.length);
     assert.ok(listed.size <= attempted, "nothing stored that was not sent");
-  } finally {
-    await first?.stop(2_000);
-    await second?.stop();
-    cfg?.remove();
-  }
+  }, { smtp: "down" });
 });
 
 test("a mail queued but not sent when the process was killed is sent once after the restart", async (t) => {
-  let cfg: ConfigDir | undefined;
-  let sink: SmtpSink | undefined;
-  let first: ServeProcess | undefined;
-  let second: ServeProcess | undefined;
-  try {
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${await freePort()}/?ignoreTLS=true` } });
-    first = await spawnServe(["--config", cfg.configPath]);
+  await withServiceDir({}, async ({ cfg, spawn, smtp }) => {
+    const first = await spawn();
     const url = listeningUrl(first);
 
     const people = [0, 1, 2].map((i) => registration({ username: `queued${i}`, mail: `queued${i}@example.org` }));
@@ -126,21 +112,18 @@ test("a mail queued but not sent when the process was killed is sent once after 
     }
     // Each mail has met the closed port once and waits 2 s for its retry, so no send is in
     // flight (and no lease is held) at the moment of the kill.
-    const failures = () => new Set(first!.logs.filter((l) => l["msg"] === "outbox send failed, will retry").map((l) => l["outboxId"]));
+    const failures = () => new Set(first.logs.filter((l) => l["msg"] === "outbox send failed, will retry").map((l) => l["outboxId"]));
     await waitFor(() => failures().size === people.length, { timeoutMs: 10_000, what: "a failed first attempt for each mail" });
     first.child.kill("SIGKILL");
     await exited(first);
     assert.equal(first.logs.filter((l) => l["msg"] === "mail sent").length, 0, "nothing was sent before the kill");
 
-    sink = await startSmtpSink();
-    const port = sink.port;
-    cfg.replace(editConfig(cfg.raw, (c) => {
-      c.mail.transport = `smtp://127.0.0.1:${port}/?ignoreTLS=true`;
-    }));
-    second = await spawnServe(["--config", cfg.configPath]);
+    // The SMTP server comes up on the port the config names, then the service is started again.
+    const sink = await smtp.start();
+    const second = await spawn();
 
     await sink.waitForMail(people.length, 15_000);
-    await waitFor(async () => [...(await pendingList(cfg!.configPath)).values()].every((s) => s === "sent"), {
+    await waitFor(async () => [...(await pendingList(cfg.configPath)).values()].every((s) => s === "sent"), {
       timeoutMs: 5_000,
       what: "pending list to show every mail sent",
     });
@@ -149,10 +132,5 @@ test("a mail queued but not sent when the process was killed is sent once after 
     t.diagnostic(`queued before the kill: ${people.length}, received after the restart: ${sink.received.length}`);
     assert.deepEqual(sink.received.flatMap((m) => m.to).sort(), people.map((p) => p.mail).sort(), "each mail exactly once");
     assert.equal(second.logs.filter((l) => l["msg"] === "mail sent").length, people.length);
-  } finally {
-    await first?.stop(2_000);
-    await second?.stop();
-    await sink?.close();
-    cfg?.remove();
-  }
+  }, { smtp: "down" });
 });

@@ -3,9 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { scrubRemoteText } from "../src/scrub.ts";
-import { postRegistrationJson, registration, withHarness, type Harness } from "./helpers/harness.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { scrubRemoteText } from "../../src/scrub.ts";
+import { postRegistrationJson, registration, withHarness, type Harness } from "../helpers/harness.ts";
 
 // Issue 10, item 2 (DESIGN §7 "Secrets at rest"): an SMTP server that names the recipient in its
 // refusal must not put the address into the log or into outbox.last_error. The reply code and the
@@ -49,36 +48,32 @@ for (const [code, kind, message, level, state] of [
   [450, "a 4xx refusal", `4.2.1 "${LOCAL}" is over quota; mailbox ${MAIL} unavailable`, 40, "queued"],
 ] as const) {
   test(`${kind} naming the recipient (${code}) keeps its codes and loses the address, in the log and in last_error`, async () => {
-    const sink = await startSmtpSink({ refuseRcpt: { code, message } });
-    try {
-      await withHarness({ mail: { transport: `smtp://127.0.0.1:${sink.port}/?ignoreTLS=true` } }, async (h) => {
-        const res = await postRegistrationJson(h, registration({ username: "victim", mail: MAIL }));
-        assert.equal(res.status, 200, res.text);
+    await withHarness({}, async (h) => {
+      const sink = h.smtp.sink;
+      const res = await postRegistrationJson(h, registration({ username: "victim", mail: MAIL }));
+      assert.equal(res.status, 200, res.text);
+      await h.outbox.drain();
+      assert.deepEqual(sink.rcptAttempts, [MAIL], "the server was asked for the address and refused it");
+      if (state === "queued") {
+        // Every retry writes last_error and a log line again.
+        h.clock.advance(60_000);
         await h.outbox.drain();
-        assert.deepEqual(sink.rcptAttempts, [MAIL], "the server was asked for the address and refused it");
-        if (state === "queued") {
-          // Every retry writes last_error and a log line again.
-          h.clock.advance(60_000);
-          await h.outbox.drain();
-          assert.equal(sink.rcptAttempts.length, 2);
-        }
+        assert.equal(sink.rcptAttempts.length, 2);
+      }
 
-        const row = outboxRow(h);
-        assert.equal(row.state, state);
-        assert.ok(row.last_error, "last_error is kept");
-        assert.match(row.last_error, new RegExp(`${code} ${message.slice(0, 5).replace(/\./g, "\\.")}`), "reply code and enhanced status stay");
-        assert.match(row.last_error, /\[address\]/);
-        const lines = h.logs.lines.filter((l) => l["outboxId"] !== undefined && l["reason"] !== undefined);
-        assert.ok(lines.length >= 1, "the refusal is logged");
-        for (const line of lines) {
-          assert.equal(line["level"], level);
-          assert.match(String(line["reason"]), new RegExp(`${code} ${message.slice(0, 5).replace(/\./g, "\\.")}`));
-        }
-        assertNoAddress(h, kind);
-      });
-    } finally {
-      await sink.close();
-    }
+      const row = outboxRow(h);
+      assert.equal(row.state, state);
+      assert.ok(row.last_error, "last_error is kept");
+      assert.match(row.last_error, new RegExp(`${code} ${message.slice(0, 5).replace(/\./g, "\\.")}`), "reply code and enhanced status stay");
+      assert.match(row.last_error, /\[address\]/);
+      const lines = h.logs.lines.filter((l) => l["outboxId"] !== undefined && l["reason"] !== undefined);
+      assert.ok(lines.length >= 1, "the refusal is logged");
+      for (const line of lines) {
+        assert.equal(line["level"], level);
+        assert.match(String(line["reason"]), new RegExp(`${code} ${message.slice(0, 5).replace(/\./g, "\\.")}`));
+      }
+      assertNoAddress(h, kind);
+    }, { smtp: { refuseRcpt: { code, message } } });
   });
 }
 

@@ -2,9 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { AUTH_TOKEN, createHarness, encode, postRegistration, registration } from "./helpers/harness.ts";
-import { client, createKey, identityCookie, tokenOf } from "./helpers/invites.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { AUTH_TOKEN, createHarness, encode, postRegistration, registration } from "../helpers/harness.ts";
+import { client, createKey, identityCookie, tokenOf } from "../helpers/invites.ts";
 
 // DESIGN.md §7: no password, token, secret or full e-mail address is ever logged — not at debug
 // level either, not for a refusal, and not when a secret arrives where it does not belong.
@@ -38,12 +37,14 @@ async function startHookSink(): Promise<{ server: Server; url: string; bodies: s
 }
 
 test("a run of every flow at debug level logs no password, token, key secret, session or full mail address", async () => {
-  const smtp = await startSmtpSink();
   const hook = await startHookSink();
   const h = await createHarness({
-    mail: { transport: `smtp://127.0.0.1:${smtp.port}/?ignoreTLS=true` },
     events: { webhook: { url: hook.url, secret: WEBHOOK_SECRET } },
     register: { filteredMails: ["banned\\.example$"], blockDisposable: true, blacklist: ["203.0.113.0/24"] },
+  }, { smtp: true });
+  h.own(hook.server, async (server) => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
   });
   const secrets = new Secrets();
   try {
@@ -87,7 +88,7 @@ test("a run of every flow at debug level logs no password, token, key secret, se
 
     // The verification mail goes out over SMTP; the account is made by the link.
     await h.outbox.drain();
-    assert.equal(smtp.received.length, 1, "the verification mail was sent");
+    assert.equal(h.smtp.sink.received.length, 1, "the verification mail was sent");
     assert.equal((await client(h).get(`${BASE}verify/${verifyToken}`)).status, 200);
     assert.equal((await client(h).post(`${BASE}verify/${verifyToken}`)).status, 200);
     assert.equal((await client(h).post(`${BASE}verify/${verifyToken}x`)).status, 404);
@@ -159,9 +160,6 @@ test("a run of every flow at debug level logs no password, token, key secret, se
     }
   } finally {
     await h.close();
-    await smtp.close();
-    hook.server.closeAllConnections();
-    await new Promise((resolve) => hook.server.close(resolve));
   }
 });
 

@@ -2,11 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { runCli } from "../src/cli/index.ts";
-import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
-import { spawnServe, type ServeProcess } from "./helpers/process.ts";
-import { captureIo, createConfigDir, freePort, postRegistrationTo } from "./helpers/service.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { runCli } from "../../src/cli/index.ts";
+import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
+import type { ServeProcess } from "../helpers/process.ts";
+import { captureIo, freePort, postRegistrationTo, withServiceDir } from "../helpers/service.ts";
 
 const PG = process.env["GATEHOUSE_TEST_PG"];
 const REDIS = process.env["GATEHOUSE_TEST_REDIS"];
@@ -15,28 +14,28 @@ if (!PG || !REDIS) {
   test("two gatehouse instances on one PostgreSQL and one Redis", { skip: "GATEHOUSE_TEST_PG and GATEHOUSE_TEST_REDIS must both be set" }, () => {});
 } else {
   test("two gatehouse instances on one PostgreSQL and one Redis behave as one service", async (t) => {
-    const schema = `gh_multi_${randomBytes(4).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: PG });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const storage = `${PG}${PG.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    const smtp = await startSmtpSink();
-    // Unique per run, so the shared Redis counts of earlier runs cannot interfere.
-    const net = `10.${randomBytes(1)[0]! % 200}.${randomBytes(1)[0]}`;
-    const ports = [await freePort(), await freePort()];
-    const dirs = ports.map((port) =>
-      createConfigDir({
-        listen: { host: "127.0.0.1", port },
-        storage,
-        redis: REDIS,
-        publicUrl: "http://gatehouse.test",
-        register: { secure: false, authTokens: [AUTH_TOKEN], throttleSeconds: 60, whitelist: [`${net}.128/25`] },
-        mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } },
-      }),
-    );
-    const instances: ServeProcess[] = [];
-    try {
-      for (const dir of dirs) instances.push(await spawnServe(["--config", dir.configPath]));
+    await withServiceDir({}, async ({ configDir, spawn, own, smtp: { sink: smtp } }) => {
+      const schema = `gh_multi_${randomBytes(4).toString("hex")}`;
+      const admin = own(new pg.Client({ connectionString: PG }), (client) => client.end());
+      await admin.connect();
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      own(schema, (name) => admin.query(`DROP SCHEMA ${name} CASCADE`));
+      const storage = `${PG}${PG.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+      // Unique per run, so the shared Redis counts of earlier runs cannot interfere.
+      const net = `10.${randomBytes(1)[0]! % 200}.${randomBytes(1)[0]}`;
+      const ports = [await freePort(), await freePort()];
+      const dirs = ports.map((port) =>
+        configDir({
+          listen: { host: "127.0.0.1", port },
+          storage,
+          redis: REDIS,
+          publicUrl: "http://gatehouse.test",
+          register: { secure: false, authTokens: [AUTH_TOKEN], throttleSeconds: 60, whitelist: [`${net}.128/25`] },
+          mail: { from: "gatehouse <noreply@gatehouse.test>", transport: { host: "127.0.0.1", port: smtp.port, secure: false, ignoreTLS: true } },
+        }),
+      );
+      const instances: ServeProcess[] = [];
+      for (const dir of dirs) instances.push(await spawn(["--config", dir.configPath]));
       const [a, b] = ports.map((port) => `http://127.0.0.1:${port}`) as [string, string];
       const urls = [a, b];
       let mailsExpected = 0;
@@ -111,13 +110,7 @@ if (!PG || !REDIS) {
       await t.test("SIGTERM stops each instance cleanly", async () => {
         for (const instance of instances.splice(0)) assert.equal(await instance.stop(), 0);
       });
-    } finally {
-      for (const instance of instances) await instance.stop();
-      await smtp.close();
-      for (const dir of dirs) dir.remove();
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-      await admin.end();
-    }
+    }, { smtp: true });
   });
 }
 

@@ -6,8 +6,8 @@ import { closeSync, mkdtempSync, openSync, rmdirSync, rmSync, writeSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { registration } from "./helpers/harness.ts";
-import { editConfig, postRegistrationTo, waitFor, withServiceDir, type TestService } from "./helpers/service.ts";
+import { registration } from "../helpers/harness.ts";
+import { editConfig, postRegistrationTo, waitFor, withServiceDir, type TestService } from "../helpers/service.ts";
 
 /** Mounts a 4 MiB tmpfs for `body`; answers the reason when this machine does not let the test mount. */
 async function withSmallFilesystem(body: (mount: string) => Promise<void>): Promise<string | null> {

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import { loadavg } from "node:os";
-import { AUTH_FAILURE_POINTS, LOGIN_ADDRESS_FAILURE_POINTS, LOGIN_FAILURE_POINTS, type LimiterBacking } from "../src/domain/limiter.ts";
-import { hashQueueStats } from "../src/domain/passwords.ts";
-import { createRedisBacking } from "../src/limiter-backing.ts";
-import { createLogger } from "../src/log.ts";
+import { AUTH_FAILURE_POINTS, LOGIN_ADDRESS_FAILURE_POINTS, LOGIN_FAILURE_POINTS, type LimiterBacking } from "../../src/domain/limiter.ts";
+import { hashQueueStats } from "../../src/domain/passwords.ts";
+import { createRedisBacking } from "../../src/limiter-backing.ts";
+import { createLogger } from "../../src/log.ts";
 import {
   encode,
   metricSample,
@@ -14,9 +14,9 @@ import {
   registration,
   withHarness,
   type Harness,
-} from "./helpers/harness.ts";
-import { client, identityCookie, issueInvite, PASSWORD } from "./helpers/invites.ts";
-import { waitFor, withServiceDir } from "./helpers/service.ts";
+} from "../helpers/harness.ts";
+import { client, identityCookie, issueInvite, PASSWORD } from "../helpers/invites.ts";
+import { waitFor, withServiceDir } from "../helpers/service.ts";
 
 // Issue 10, items 4–7 and 9: rate limits nobody can turn against someone else, IPv6 keyed by
 // network, a bounded hashing queue, the last proxy hop, and slow clients kept out of the error log.

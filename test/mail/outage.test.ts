@@ -1,21 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { simpleParser } from "mailparser";
-import { runCli } from "../src/cli/index.ts";
-import { createHarness, postRegistration, registration, verifyToken } from "./helpers/harness.ts";
-import { cli } from "./helpers/invites.ts";
-import {
-  captureIo,
-  countLogs,
-  createConfigDir,
-  freePort,
-  postRegistrationTo,
-  startTestService,
-  waitFor,
-  type ConfigDir,
-  type TestService,
-} from "./helpers/service.ts";
-import { startSmtpSink, type SmtpSink } from "./helpers/smtp.ts";
+import { runCli } from "../../src/cli/index.ts";
+import { createHarness, postRegistration, registration, verifyToken } from "../helpers/harness.ts";
+import { cli } from "../helpers/invites.ts";
+import { captureIo, countLogs, postRegistrationTo, waitFor, withServiceDir } from "../helpers/service.ts";
 
 // Mail that never gets lost: a registration answered 200 has its mail in the store, and the
 // outbox keeps trying (2 s, 4 s, 8 s … up to 10 min) until the SMTP server takes it, once.
@@ -41,17 +30,12 @@ async function mailStatuses(configPath: string): Promise<Map<string, string>> {
 }
 
 test("mail for 10 registrations accepted while the SMTP server is down arrives exactly once when it is back", async () => {
-  let sink: SmtpSink | undefined;
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    const port = await freePort();
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${port}/?ignoreTLS=true` } });
-    svc = await startTestService(cfg.configPath);
+  await withServiceDir({}, async ({ cfg, start, smtp }) => {
+    const svc = await start();
     const configPath = cfg.configPath;
 
     const people = Array.from({ length: 10 }, (_, i) => registration({ username: `outage${i}`, mail: `outage${i}@example.org` }));
-    const answers = await Promise.all(people.map((fields) => postRegistrationTo(svc!.service.url, fields)));
+    const answers = await Promise.all(people.map((fields) => postRegistrationTo(svc.service.url, fields)));
     const tokens = new Map<string, string>();
     for (const [i, res] of answers.entries()) {
       assert.equal(res.status, 200, `registration ${i} while SMTP is down: ${res.text}`);
@@ -59,18 +43,18 @@ test("mail for 10 registrations accepted while the SMTP server is down arrives e
     }
 
     // Every mail has been tried and refused at the door, and the retries carry on during the outage.
-    const failedOnce = () => new Set(svc!.logs.lines.filter((l) => l["msg"] === "outbox send failed, will retry").map((l) => l["outboxId"]));
+    const failedOnce = () => new Set(svc.logs.lines.filter((l) => l["msg"] === "outbox send failed, will retry").map((l) => l["outboxId"]));
     await waitFor(() => failedOnce().size === 10, { timeoutMs: 10_000, what: "a failed first attempt for each of the 10 mails" });
     const statuses = await mailStatuses(configPath);
     assert.deepEqual([...statuses.keys()].sort(), people.map((p) => p.username).sort());
     assert.ok([...statuses.values()].every((s) => s === "queued"), `all queued during the outage: ${[...statuses.values()].join(" ")}`);
-    await waitFor(() => svc!.logs.lines.some((l) => l["msg"] === "outbox send failed, will retry" && l["attempts"] === 2), {
+    await waitFor(() => svc.logs.lines.some((l) => l["msg"] === "outbox send failed, will retry" && l["attempts"] === 2), {
       timeoutMs: 10_000,
       what: "a second failed attempt, 2 s into the outage",
     });
     assert.equal(countLogs(svc.logs, "outbox item failed for good"), 0, "an unreachable server is not a refusal");
 
-    sink = await startSmtpSink({ port });
+    const sink = await smtp.start();
     await sink.waitForMail(10, 15_000);
     await waitFor(async () => [...(await mailStatuses(configPath)).values()].every((s) => s === "sent"), {
       timeoutMs: 5_000,
@@ -89,23 +73,13 @@ test("mail for 10 registrations accepted while the SMTP server is down arrives e
     }
     assert.equal(countLogs(svc.logs, "mail sent"), 10);
     assert.equal(await svc.service.ctx.store.outboxDepth(), 0);
-  } finally {
-    await svc?.close();
-    await sink?.close();
-    cfg?.remove();
-  }
+  }, { smtp: "down" });
 });
 
 test("pending resend queues a refused verification mail again and it is delivered once", async () => {
-  let refusing: SmtpSink | undefined;
-  let sink: SmtpSink | undefined;
-  let cfg: ConfigDir | undefined;
-  let svc: TestService | undefined;
-  try {
-    refusing = await startSmtpSink({ refuseRcpt: { code: 550, message: "5.1.1 mailbox unavailable" } });
-    const port = refusing.port;
-    cfg = createConfigDir({ mail: { transport: `smtp://127.0.0.1:${port}/?ignoreTLS=true` } });
-    svc = await startTestService(cfg.configPath);
+  await withServiceDir({}, async ({ cfg, start, smtp }) => {
+    const refusing = smtp.sink;
+    const svc = await start();
     const configPath = cfg.configPath;
     const fields = registration({ username: "Nora", mail: "nora.outage@example.org" });
     const res = await postRegistrationTo(svc.service.url, fields);
@@ -113,11 +87,9 @@ test("pending resend queues a refused verification mail again and it is delivere
 
     await waitFor(async () => (await mailStatuses(configPath)).get("nora") === "failed", { what: "pending list to show the mail failed" });
     assert.equal(refusing.rcptAttempts.length, 1, "a 5xx is not retried");
-    await refusing.close();
-    refusing = undefined;
 
-    // The admin fixed the mailbox; the name is prepared as at registration.
-    sink = await startSmtpSink({ port });
+    // The admin fixed the mailbox (the refusing server is replaced); the name is prepared as at registration.
+    const sink = await smtp.start();
     const resend = await pending(configPath, "resend", "NORA");
     assert.equal(resend.code, 0, resend.err.join("\n"));
     assert.deepEqual(resend.out, ["requeued the verification mail for nora (was failed)"]);
@@ -138,12 +110,7 @@ test("pending resend queues a refused verification mail again and it is delivere
     const unknown = await pending(configPath, "resend", "nobody");
     assert.equal(unknown.code, 1);
     assert.deepEqual(unknown.err, ['gatehouse: no pending registration named "nobody"']);
-  } finally {
-    await svc?.close();
-    await refusing?.close();
-    await sink?.close();
-    cfg?.remove();
-  }
+  }, { smtp: { refuseRcpt: { code: 550, message: "5.1.1 mailbox unavailable" } } });
 });
 
 test("pending resend refuses a registration that has no stored mail, and an account", async () => {
