@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
-import { spawnServe, type ServeProcess } from "./helpers/process.ts";
-import { createConfigDir, freePort, waitFor } from "./helpers/service.ts";
-import { startSmtpSink } from "./helpers/smtp.ts";
+import { AUTH_TOKEN, registration } from "../helpers/harness.ts";
+import { spawnServe, type ServeProcess } from "../helpers/process.ts";
+import { createConfigDir, freePort, waitFor } from "../helpers/service.ts";
+import { startSmtpSink } from "../helpers/smtp.ts";
 
 // Issue 10 item 11: what a PostgreSQL restart, a failover or an idle-connection reaper does to
 // gatehouse's connections, done to the real service while eight clients register and verify.

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
-import { AppError } from "../src/errors.ts";
-import { postRegistrationJson, registration, verifyToken, withHarness } from "./helpers/harness.ts";
-import { openStore } from "../src/store/open.ts";
-import type { NewPending, Store } from "../src/store/store.ts";
+import { AppError } from "../../src/errors.ts";
+import { postRegistrationJson, registration, verifyToken, withHarness } from "../helpers/harness.ts";
+import { openStore } from "../../src/store/open.ts";
+import type { NewPending, Store } from "../../src/store/store.ts";
 
 // Issue 10 item 11, at the store: a connection cut at a chosen moment, by a TCP proxy between the
 // store and the real PostgreSQL, decides whether a store call runs again, answers as committed, or
