@@ -26,8 +26,8 @@ async function complete(ctx: Context, deps: VerifyRouteDeps, token: string): Pro
   });
   deps.metrics.verifications.inc({ outcome: result.alreadyActive ? "already_active" : "created" });
   ctx.set("Cache-Control", "no-store");
-  if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive };
-  else sendPage(ctx, deps.templates, "verify-success", result);
+  if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive, ready: result.provisioning === "ready" };
+  else sendPage(ctx, deps.templates, "verify-success", { ...result, shortly: result.provisioning === "shortly" });
 }
 
 /** The verification pages: Prosody's form, the mailed link's confirm page, and completion. */
