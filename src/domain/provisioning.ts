@@ -133,11 +133,3 @@ export function describeJob(state: ProvisionJobState): string {
   if (state.state === "queued") return "provisioning";
   return `failed: ${state.lastError ?? "unknown"}`;
 }
-
-/** Jobs of accounts keyed by account id. */
-export function jobsByAccount(jobs: readonly ProvisionJobState[]): Map<number, ProvisionJobState[]> {
-  const map = new Map<number, ProvisionJobState[]>();
-  for (const j of jobs) map.set(j.userId, [...(map.get(j.userId) ?? []), j]);
-  return map;
-}
-
