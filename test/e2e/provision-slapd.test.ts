@@ -1,21 +1,8 @@
-import { spawnSync } from "node:child_process";
 import { describe } from "node:test";
 import { LdapTarget } from "../../src/accounts/ldap.ts";
 import { hashPassword } from "../../src/domain/passwords.ts";
-import { slapdMissing, startSlapd, type SlapdServer } from "../helpers/slapd.ts";
+import { bindsAs, slapdMissing, startSlapd } from "../helpers/slapd.ts";
 import { provisionScenarios, sqliteSealed, sqliteStillHolds } from "./provision-scenarios.ts";
-
-/** `ldapwhoami -D uid=NAME,… -w PASSWORD`: a simple bind, as any LDAP login does, checked by slapd's argon2 module. */
-function bindsAs(server: SlapdServer, username: string, password: string): boolean {
-  const result = spawnSync("ldapwhoami", ["-x", "-H", server.url, "-D", `uid=${username},${server.baseDN}`, "-w", password], {
-    encoding: "utf8",
-    timeout: 10_000,
-  });
-  if (result.status !== 0 && !/Invalid credentials \(49\)/.test(result.stderr)) {
-    throw new Error(`ldapwhoami failed oddly (${result.status}): ${result.stderr}`);
-  }
-  return result.status === 0;
-}
 
 describe("provisioning to OpenLDAP slapd 2.5 with {ARGON2} hashes", { skip: slapdMissing }, () => {
   provisionScenarios("slapd", async () => {
