@@ -1,4 +1,4 @@
-import type { AccountSummary, ApiKeyRecord, InviteRecord, IssuerKind, OutboxItem, PendingSummary, TokenLookup } from "./store.ts";
+import type { AccountSummary, ApiKeyRecord, InviteRecord, IssuerKind, OutboxItem, PendingSummary, ProvisionJobState, TokenLookup } from "./store.ts";
 
 /** A database row as either driver returns it; PostgreSQL BIGINTs arrive as strings, hence Number() everywhere. */
 export type Row = Record<string, unknown>;
@@ -59,6 +59,16 @@ export function toOutboxItem(row: Row): OutboxItem {
     payload: String(row["payload"]),
     attempts: Number(row["attempts"]),
     userId: row["user_id"] == null ? null : Number(row["user_id"]),
+    target: row["target"] == null ? null : String(row["target"]),
+  };
+}
+
+export function toProvisionJob(row: Row): ProvisionJobState {
+  return {
+    userId: Number(row["user_id"]),
+    target: String(row["target"]),
+    state: row["state"] as ProvisionJobState["state"],
+    lastError: row["last_error"] == null ? null : String(row["last_error"]),
   };
 }
 

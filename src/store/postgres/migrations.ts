@@ -101,6 +101,15 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   CREATE INDEX users_skeleton ON users (skeleton);
   `,
   fillSkeletons,
+  `
+  -- Provisioning (DESIGN §9): jobs are outbox items of kind 'provision' naming their target; the
+  -- password (and address) a target needs in the clear waits, sealed, with the pending row only.
+  ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
+  ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check CHECK (kind IN ('mail', 'event', 'provision'));
+  ALTER TABLE outbox ADD COLUMN target TEXT;
+  CREATE INDEX outbox_provision_open ON outbox (user_id) WHERE kind = 'provision' AND state <> 'sent';
+  ALTER TABLE users ADD COLUMN sealed_secret TEXT;
+  `,
 ];
 
 /** Gives every row stored before the skeleton column its skeleton, a thousand rows at a time. */

@@ -13,12 +13,13 @@ import type {
   NewPending,
   OutboxItem,
   PendingSummary,
+  ProvisionJobState,
   RequeueMailResult,
   SessionRecord,
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toProvisionJob, toTokenLookup, type Row } from "../rows.ts";
 import { CommitOutcomeUnknown, isConnectionLoss, Reconnecting, type IfCommitUnknown } from "./connection-loss.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
 
@@ -211,8 +212,8 @@ export class PostgresStore implements Store {
           [pending.createdAt, pending.username, pending.mailHash],
         );
         const { rows } = await client.query<Row>(
-          `INSERT INTO users (username, skeleton, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
-           VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8) RETURNING id`,
+          `INSERT INTO users (username, skeleton, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at, sealed_secret)
+           VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9) RETURNING id`,
           [
             pending.username,
             pending.skeleton,
@@ -222,6 +223,7 @@ export class PostgresStore implements Store {
             pending.ip,
             pending.createdAt,
             pending.expiresAt,
+            pending.sealedSecret ?? null,
           ],
         );
         const id = Number(rows[0]!["id"]);
@@ -243,8 +245,8 @@ export class PostgresStore implements Store {
 
   async #insertOutbox(q: Queryable, item: NewOutboxItem, userId: number | null): Promise<void> {
     await q.query(
-      "INSERT INTO outbox (kind, user_id, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5)",
-      [item.kind, userId, item.payload, item.createdAt, item.createdAt],
+      "INSERT INTO outbox (kind, user_id, target, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+      [item.kind, userId, item.target ?? null, item.payload, item.createdAt, item.createdAt],
     );
   }
 
@@ -259,21 +261,24 @@ export class PostgresStore implements Store {
   async activatePending(
     tokenHash: string,
     now: number,
-    events: (account: AccountSummary) => NewOutboxItem[],
+    events: (account: AccountSummary, sealedSecret: string | null) => NewOutboxItem[],
   ): Promise<ActivateResult | null> {
     return this.#transaction(async (client): Promise<ActivateResult | null> => {
       // A concurrent completion holds the row lock; once it commits, this UPDATE re-checks
-      // state = 'pending' against the new row and matches nothing.
+      // state = 'pending' against the new row and matches nothing. The sealed secret is read from
+      // the row as it was (the FROM self-join), and erased from it.
       const { rows } = await client.query<Row>(
-        `UPDATE users SET state = 'active', verified_at = $1, expires_at = NULL, ip = NULL
-         WHERE token_hash = $2 AND state = 'pending' AND expires_at > $1
-         RETURNING ${ACCOUNT_COLUMNS}`,
+        `UPDATE users u SET state = 'active', verified_at = $1, expires_at = NULL, ip = NULL, sealed_secret = NULL
+         FROM users old
+         WHERE old.id = u.id AND u.token_hash = $2 AND u.state = 'pending' AND u.expires_at > $1
+         RETURNING ${ACCOUNT_COLUMNS.split(", ").map((c) => `u.${c}`).join(", ")}, old.sealed_secret AS old_sealed_secret`,
         [now, tokenHash],
       );
       const row = rows[0];
       if (row) {
         const account = toAccount(row);
-        for (const item of events(account)) await this.#insertOutbox(client, item, account.id);
+        const secret = row["old_sealed_secret"] == null ? null : String(row["old_sealed_secret"]);
+        for (const item of events(account, secret)) await this.#insertOutbox(client, item, account.id);
         return { outcome: "created", account };
       }
       const active = await client.query<Row>(
@@ -513,9 +518,12 @@ export class PostgresStore implements Store {
                       AND NOT (o.kind = 'event' AND EXISTS (
                         SELECT 1 FROM outbox e
                         WHERE e.kind = 'event' AND e.state = 'queued' AND e.user_id = o.user_id AND e.id < o.id))
+                      AND NOT (o.kind = 'event' AND EXISTS (
+                        SELECT 1 FROM outbox p
+                        WHERE p.kind = 'provision' AND p.state <> 'sent' AND p.user_id = o.user_id))
                     ORDER BY o.next_attempt_at, o.id LIMIT $3
                     FOR UPDATE OF o SKIP LOCKED)
-       RETURNING id, kind, payload, attempts, user_id`,
+       RETURNING id, kind, payload, attempts, user_id, target`,
       [leaseUntil, now, limit],
     );
     return rows
@@ -549,6 +557,68 @@ export class PostgresStore implements Store {
   async outboxDepth(): Promise<number> {
     const { rows } = await this.#query<Row>("SELECT count(*) AS n FROM outbox WHERE state = 'queued'");
     return Number(rows[0]!["n"]);
+  }
+
+  async listProvisionJobs(userId?: number): Promise<ProvisionJobState[]> {
+    // The latest job per account and target: a retried or re-made account shows its newest state.
+    const { rows } = await this.#query<Row>(
+      `SELECT DISTINCT ON (user_id, target) user_id, target, state, last_error FROM outbox
+       WHERE kind = 'provision' AND user_id IS NOT NULL AND ($1::bigint IS NULL OR user_id = $1)
+       ORDER BY user_id, target, id DESC`,
+      [userId ?? null],
+    );
+    return rows.map(toProvisionJob);
+  }
+
+  async removeAccount(
+    username: string,
+    now: number,
+    jobs: (account: AccountSummary) => NewOutboxItem[],
+    options: { restoreInvite?: boolean } = {},
+  ): Promise<AccountSummary | null> {
+    return this.#transaction(async (client): Promise<AccountSummary | null> => {
+      const { rows } = await client.query<Row>(
+        `DELETE FROM users WHERE username = $1 AND state = 'active' RETURNING ${ACCOUNT_COLUMNS}, invite_id`,
+        [username],
+      );
+      if (!rows[0]) return null;
+      const account = toAccount(rows[0]);
+      if (options.restoreInvite && rows[0]["invite_id"] != null) {
+        await client.query("UPDATE invites SET uses_left = LEAST(uses_left + 1, uses_total) WHERE id = $1", [rows[0]["invite_id"]]);
+      }
+      await client.query(
+        `UPDATE outbox SET payload = NULL, lease_until = NULL,
+                state = CASE WHEN state = 'queued' THEN 'failed' ELSE state END,
+                last_error = CASE WHEN state = 'queued' THEN 'account removed' ELSE last_error END,
+                done_at = COALESCE(done_at, $1)
+         WHERE user_id = $2 AND kind = 'provision' AND state <> 'sent'`,
+        [now, account.id],
+      );
+      await client.query("DELETE FROM outbox WHERE user_id = $1 AND kind = 'event' AND state = 'queued'", [account.id]);
+      for (const item of jobs(account)) await this.#insertOutbox(client, item, null);
+      return account;
+    }, "unavailable");
+  }
+
+  async retryProvision(username: string, now: number): Promise<number | null> {
+    return this.#transaction(async (client): Promise<number | null> => {
+      const user = await client.query<Row>("SELECT id FROM users WHERE username = $1 AND state = 'active'", [username]);
+      if (!user.rows[0]) return null;
+      const { rowCount } = await client.query(
+        `UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1, done_at = NULL
+         WHERE user_id = $2 AND kind = 'provision' AND state IN ('queued', 'failed') AND payload IS NOT NULL`,
+        [now, user.rows[0]["id"]],
+      );
+      return rowCount ?? 0;
+    }, "unavailable");
+  }
+
+  async provisionQueue(): Promise<{ depth: number; oldestCreatedAt: number | null }> {
+    const { rows } = await this.#query<Row>(
+      "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE kind = 'provision' AND state = 'queued'",
+    );
+    const row = rows[0]!;
+    return { depth: Number(row["n"]), oldestCreatedAt: row["oldest"] == null ? null : Number(row["oldest"]) };
   }
 
   async requeuePendingMail(username: string, now: number): Promise<RequeueMailResult> {

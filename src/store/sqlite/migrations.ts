@@ -118,6 +118,34 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE INDEX users_skeleton ON users (skeleton);
   `,
   fillSkeletons,
+  `
+  -- Provisioning (DESIGN §9): jobs are outbox items of kind 'provision' naming their target; the
+  -- password (and address) a target needs in the clear waits, sealed, with the pending row only.
+  -- SQLite cannot change a CHECK constraint, so the outbox is rebuilt.
+  CREATE TABLE outbox_new (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('mail', 'event', 'provision')),
+    user_id INTEGER,
+    target TEXT,
+    payload TEXT,
+    state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    done_at INTEGER
+  );
+  INSERT INTO outbox_new (id, kind, user_id, payload, state, attempts, next_attempt_at, lease_until, last_error, created_at, done_at)
+    SELECT id, kind, user_id, payload, state, attempts, next_attempt_at, lease_until, last_error, created_at, done_at FROM outbox;
+  DROP TABLE outbox;
+  ALTER TABLE outbox_new RENAME TO outbox;
+  CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
+  CREATE INDEX outbox_user ON outbox (user_id);
+  CREATE INDEX outbox_event_order ON outbox (user_id, id) WHERE state = 'queued' AND kind = 'event';
+  CREATE INDEX outbox_provision_open ON outbox (user_id) WHERE kind = 'provision' AND state <> 'sent';
+  ALTER TABLE users ADD COLUMN sealed_secret TEXT;
+  `,
 ];
 
 /** Gives every row stored before the skeleton column its skeleton, a thousand rows at a time. */

@@ -16,11 +16,12 @@ import type {
   NewPending,
   OutboxItem,
   PendingSummary,
+  ProvisionJobState,
   RequeueMailResult,
   Store,
   TokenLookup,
 } from "../store.ts";
-import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toTokenLookup, type Row } from "../rows.ts";
+import { ACCOUNT_COLUMNS, toAccount, toApiKey, toInvite, toOutboxItem, toHolder, toPendingSummary, toProvisionJob, toTokenLookup, type Row } from "../rows.ts";
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 
@@ -169,8 +170,8 @@ export class SqliteStore implements Store {
         .all(pending.createdAt, pending.username, pending.mailHash) as Row[];
       for (const row of expired) this.#deletePendingRow(Number(row["id"]));
       const result = this.#prepare(
-          `INSERT INTO users (username, skeleton, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at)
-           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+          `INSERT INTO users (username, skeleton, password_hash, mail_hash, state, token_hash, ip, created_at, expires_at, sealed_secret)
+           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
         )
         .run(
           pending.username,
@@ -181,6 +182,7 @@ export class SqliteStore implements Store {
           pending.ip,
           pending.createdAt,
           pending.expiresAt,
+          pending.sealedSecret ?? null,
         );
       const id = Number(result.lastInsertRowid);
       for (const item of outbox) this.#insertOutbox(item, id);
@@ -204,9 +206,9 @@ export class SqliteStore implements Store {
 
   #insertOutbox(item: NewOutboxItem, userId: number | null): void {
     this.#prepare(
-        "INSERT INTO outbox (kind, user_id, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (kind, user_id, target, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
       )
-      .run(item.kind, userId, item.payload, item.createdAt, item.createdAt);
+      .run(item.kind, userId, item.target ?? null, item.payload, item.createdAt, item.createdAt);
   }
 
   async findByTokenHash(tokenHash: string, now: number): Promise<TokenLookup | null> {
@@ -218,19 +220,23 @@ export class SqliteStore implements Store {
   async activatePending(
     tokenHash: string,
     now: number,
-    events: (account: AccountSummary) => NewOutboxItem[],
+    events: (account: AccountSummary, sealedSecret: string | null) => NewOutboxItem[],
   ): Promise<ActivateResult | null> {
     const db = this.#db;
     const run = db.transaction((): ActivateResult | null => {
+      const sealed = this.#prepare("SELECT sealed_secret FROM users WHERE token_hash = ? AND state = 'pending'")
+        .get(tokenHash) as Row | undefined;
       const row = this.#prepare(
-          `UPDATE users SET state = 'active', verified_at = ?, expires_at = NULL, ip = NULL
+          `UPDATE users SET state = 'active', verified_at = ?, expires_at = NULL, ip = NULL, sealed_secret = NULL
            WHERE token_hash = ? AND state = 'pending' AND expires_at > ?
            RETURNING ${ACCOUNT_COLUMNS}`,
         )
         .get(now, tokenHash, now) as Row | undefined;
       if (row) {
         const account = toAccount(row);
-        for (const item of events(account)) this.#insertOutbox(item, account.id);
+        const secret = sealed?.["sealed_secret"] == null ? null : String(sealed["sealed_secret"]);
+        if (secret !== null) this.#erased = true;
+        for (const item of events(account, secret)) this.#insertOutbox(item, account.id);
         return { outcome: "created", account };
       }
       const active = this.#prepare("SELECT username FROM users WHERE token_hash = ? AND state = 'active'")
@@ -419,8 +425,11 @@ export class SqliteStore implements Store {
                         AND NOT (o.kind = 'event' AND EXISTS (
                           SELECT 1 FROM outbox e
                           WHERE e.kind = 'event' AND e.state = 'queued' AND e.user_id = o.user_id AND e.id < o.id))
+                        AND NOT (o.kind = 'event' AND EXISTS (
+                          SELECT 1 FROM outbox p
+                          WHERE p.kind = 'provision' AND p.state <> 'sent' AND p.user_id = o.user_id))
                       ORDER BY o.next_attempt_at, o.id LIMIT ?)
-         RETURNING id, kind, payload, attempts, user_id`,
+         RETURNING id, kind, payload, attempts, user_id, target`,
       )
       .all(leaseUntil, now, now, limit) as Row[];
     return rows
@@ -448,6 +457,64 @@ export class SqliteStore implements Store {
   async outboxDepth(): Promise<number> {
     const row = this.#prepare("SELECT count(*) AS n FROM outbox WHERE state = 'queued'").get() as Row;
     return Number(row["n"]);
+  }
+
+  async listProvisionJobs(userId?: number): Promise<ProvisionJobState[]> {
+    // The latest job per account and target: a retried or re-made account shows its newest state.
+    const rows = this.#prepare(
+        `SELECT o.user_id, o.target, o.state, o.last_error FROM outbox o
+         WHERE o.kind = 'provision' AND o.user_id IS NOT NULL AND (? IS NULL OR o.user_id = ?)
+           AND o.id = (SELECT max(l.id) FROM outbox l WHERE l.kind = 'provision' AND l.user_id = o.user_id AND l.target = o.target)
+         ORDER BY o.user_id, o.target`,
+      )
+      .all(userId ?? null, userId ?? null) as Row[];
+    return rows.map(toProvisionJob);
+  }
+
+  async removeAccount(
+    username: string,
+    now: number,
+    jobs: (account: AccountSummary) => NewOutboxItem[],
+    options: { restoreInvite?: boolean } = {},
+  ): Promise<AccountSummary | null> {
+    const run = this.#db.transaction((): AccountSummary | null => {
+      const row = this.#prepare(`SELECT ${ACCOUNT_COLUMNS}, invite_id FROM users WHERE username = ? AND state = 'active'`).get(username) as Row | undefined;
+      if (!row) return null;
+      const account = toAccount(row);
+      if (options.restoreInvite && row["invite_id"] != null) {
+        this.#prepare("UPDATE invites SET uses_left = min(uses_left + 1, uses_total) WHERE id = ?").run(row["invite_id"]);
+      }
+      this.#prepare(
+        `UPDATE outbox SET payload = NULL, lease_until = NULL,
+                state = CASE WHEN state = 'queued' THEN 'failed' ELSE state END,
+                last_error = CASE WHEN state = 'queued' THEN 'account removed' ELSE last_error END,
+                done_at = COALESCE(done_at, ?)
+         WHERE user_id = ? AND kind = 'provision' AND state <> 'sent'`,
+      ).run(now, account.id);
+      this.#prepare("DELETE FROM outbox WHERE user_id = ? AND kind = 'event' AND state = 'queued'").run(account.id);
+      this.#prepare("DELETE FROM users WHERE id = ?").run(account.id);
+      for (const item of jobs(account)) this.#insertOutbox(item, null);
+      this.#erased = true;
+      return account;
+    });
+    return run.immediate();
+  }
+
+  async retryProvision(username: string, now: number): Promise<number | null> {
+    const run = this.#db.transaction((): number | null => {
+      const user = this.#prepare("SELECT id FROM users WHERE username = ? AND state = 'active'").get(username) as Row | undefined;
+      if (!user) return null;
+      return this.#prepare(
+        `UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?, done_at = NULL
+         WHERE user_id = ? AND kind = 'provision' AND state IN ('queued', 'failed') AND payload IS NOT NULL`,
+      ).run(now, user["id"]).changes;
+    });
+    return run.immediate();
+  }
+
+  async provisionQueue(): Promise<{ depth: number; oldestCreatedAt: number | null }> {
+    const row = this.#prepare("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE kind = 'provision' AND state = 'queued'").get() as Row;
+    return { depth: Number(row["n"]), oldestCreatedAt: row["oldest"] == null ? null : Number(row["oldest"]) };
   }
 
   async requeuePendingMail(username: string, now: number): Promise<RequeueMailResult> {
