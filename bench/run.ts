@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
 import { basename, join } from "node:path";
-import { expectedShare, firstSpec, probe, runLoad, startLoad, summarize, type Measurement, type RawRun, type RequestPlan } from "./lib/load.ts";
+import { ensureWrk, expectedShare, probe, runLoad, startLoad, summarize, type Measurement, type RawRun, type RequestPlan } from "./lib/load.ts";
 import { readOptions, USAGE, type BenchOptions } from "./lib/options.ts";
 import { formatProfile, summarizeProfile, type ProfileSummary, type ProfileWindow } from "./lib/profile.ts";
 import {
@@ -144,7 +144,7 @@ function hashTarget(connections: number): Target {
     async warm() {},
     async round(seconds) {
       const bound = await measureHashBound(connections, seconds, 0.5);
-      return { requests: bound.hashes, seconds: bound.seconds, statusCounts: {}, errors: 0, timeouts: 0, latencies: new Float64Array(0) };
+      return { requests: bound.hashes, seconds: bound.seconds, statusCounts: {}, errors: 0, timeouts: 0, latencyUs: new Map() };
     },
   };
 }
@@ -238,7 +238,7 @@ function logRow(row: Row): void {
 async function measureAgainstKoa(state: RunState, session: GatehouseSession, server: GatehouseServer, scenario: Scenario, withHashBound: boolean) {
   const { options, baseline } = state;
   const notes: string[] = [];
-  const first = await probe(server.url, firstSpec(scenario.plan));
+  const first = await probe(server.url, scenario.plan.takeOne());
   if (first.status !== scenario.status) notes.push(`first answer was ${first.status}, expected ${scenario.status}`);
   await baseline.answerWith(scenario.status, first.bytes, first.contentType);
   const watched = { client: process.pid, gatehouse: server.pid, baseline: baseline.pid };
@@ -273,6 +273,66 @@ async function runEmptyStore(state: RunState, session: GatehouseSession, scenari
     state.rows.push(row);
     logRow(row);
   }
+}
+
+/** What a restart looks like to the first requests: the first seconds after /healthz first answers. */
+const COLD_SECONDS = 2;
+const COLD_STARTS = 3;
+
+/**
+ * Cold start: a freshly started gatehouse and a freshly started bare Koa, each loaded with the
+ * blacklisted refusal from the moment it answers (gatehouse's /healthz, the baseline's settings
+ * request), alternating, a few starts each. No warm-up, by design: restarts and deploys are when a
+ * flood hurts most.
+ */
+async function runColdStart(state: RunState, instance: { configFile: string; port: number; logFile: string }, scenario: Scenario): Promise<void> {
+  const { options } = state;
+  if (!selected(options, "cold", scenario)) return;
+  const starts = Math.min(options.rounds, COLD_STARTS);
+  const gatehouseRuns: RawRun[] = [];
+  const koaRuns: RawRun[] = [];
+  let bytes = 0;
+  let contentType = "text/plain";
+  for (let i = 0; i < starts; i++) {
+    const server = await startGatehouse(instance);
+    try {
+      const watched = { client: process.pid, gatehouse: server.pid };
+      const before = snapshotCpu(watched);
+      const run = await runLoad({ url: server.url, connections: options.connections, duration: COLD_SECONDS, plan: scenario.plan });
+      run.cpu = cpuBetween(before, snapshotCpu(watched));
+      gatehouseRuns.push(run);
+      const first = await probe(server.url, scenario.plan.takeOne());
+      bytes = first.bytes;
+      contentType = first.contentType;
+    } finally {
+      await server.stop();
+    }
+    const koa = await startBaseline();
+    try {
+      await koa.answerWith(scenario.status, bytes, contentType);
+      const watched = { client: process.pid, baseline: koa.pid };
+      const before = snapshotCpu(watched);
+      const run = await runLoad({ url: koa.url, connections: options.connections, duration: COLD_SECONDS, plan: scenario.plan });
+      run.cpu = cpuBetween(before, snapshotCpu(watched));
+      koaRuns.push(run);
+    } finally {
+      await koa.stop();
+    }
+  }
+  const gatehouse = summarize(gatehouseRuns);
+  const koa = summarize(koaRuns);
+  const row = makeRow(`cold/${scenario.id}`, `first ${COLD_SECONDS} s after start · ${scenario.label}`, scenario.status, gatehouse, [scenario.status]);
+  row.koa = koa;
+  row.baselineText = `koa p99 ${koa.p99Ms.toFixed(2)} ms`;
+  row.baselineValue = koa.p99Ms;
+  row.ratioText = koa.p99Ms > 0 ? `p99 ${(gatehouse.p99Ms / koa.p99Ms).toFixed(1)}×` : "—";
+  row.notes.push(
+    `${starts} fresh starts each, alternating; bare Koa ${fmtRate(koa.reqPerSec)} req/s, p50 ${koa.p50Ms.toFixed(2)} ms`,
+    ...contentionNotes(gatehouse, "gatehouse"),
+    ...contentionNotes(koa, "baseline"),
+  );
+  state.rows.push(row);
+  logRow(row);
 }
 
 async function runFlood(state: RunState, session: GatehouseSession, refused: Scenario[], accepted: Scenario): Promise<void> {
@@ -323,7 +383,8 @@ async function runMemory(state: RunState, session: GatehouseSession, mix: Reques
   await sleep(1000);
   const after = readRss(server.pid);
   const m = summarize([run]);
-  const row = makeRow("memory/refused-mix", `memory: RSS after ${count(options.memoryRequests)} refused`, null, m, [401, 403, 503, 400]);
+  // 429: a bad-token peer of the memory pool answered past ten a minute, a refusal before the hash too.
+  const row = makeRow("memory/refused-mix", `memory: RSS after ${count(options.memoryRequests)} refused`, null, m, [401, 403, 503, 400, 429]);
   row.baselineText = `warm ${fmtMb(warm)}`;
   row.baselineValue = warm;
   row.ratioText = `${after >= warm ? "+" : "−"}${fmtMb(Math.abs(after - warm))}`;
@@ -382,7 +443,7 @@ async function runSeeded(
   for (const scenario of chosen) {
     const emptyServer = await sessions.empty.serverFor(scenario.id);
     const seededServer = await sessions.seeded.serverFor(scenario.id);
-    const first = await probe(seededServer.url, firstSpec(scenario.plan));
+    const first = await probe(seededServer.url, scenario.plan.takeOne());
     const watched = (server: GatehouseServer, other: GatehouseServer) => ({ client: process.pid, gatehouse: server.pid, "other gatehouse": other.pid });
     const [empty, seeded] = await measureInterleaved(
       [
@@ -435,6 +496,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  ensureWrk(progress);
   const stamp = stampNow();
   const runId = randomBytes(3).toString("hex");
   const tmp = mkdtempSync(join(tmpdir(), "gatehouse-bench-"));
@@ -476,6 +538,7 @@ async function main(): Promise<number> {
     const refused = factory.refused();
     const accepted = factory.accepted();
 
+    await runColdStart(state, empty, refused.find((s) => s.id === "refused-blacklist")!);
     const primary = session(empty, "empty");
     await runEmptyStore(state, primary, [...refused, accepted, factory.invite()]);
     await runFlood(state, primary, refused, accepted);

@@ -245,12 +245,18 @@ export interface CpuShares {
   steal: number;
 }
 
+/**
+ * A process's CPU ticks. For the bench's own process, its children that have ended are counted
+ * too (cutime, cstime): each wrk run is such a child, reaped before a round's last reading, so
+ * "client" is the load generator plus the bench that drives it.
+ */
 function processTicks(pid: number): number {
   try {
     // The command name may hold spaces; the fields after its closing parenthesis do not.
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime, stime
+    const own = Number(fields[11]) + Number(fields[12]); // utime, stime
+    return pid === process.pid ? own + Number(fields[13]) + Number(fields[14]) : own;
   } catch {
     return 0;
   }
