@@ -192,6 +192,17 @@ function contentionNotes(m: Measurement | null | undefined, what: string): strin
   return notes;
 }
 
+/**
+ * Server CPU per answered request, gatehouse's against the baseline's: less moved by a busy machine
+ * than the rates are, so it says what gatehouse's own work costs even when the ratio is noisy.
+ */
+function cpuPerRequest(gatehouse: Measurement, koa: Measurement): string {
+  const us = (m: Measurement, name: string) => ((m.cpu?.processes[name] ?? 0) * 1e6) / (m.reqPerSec || 1);
+  const g = us(gatehouse, "gatehouse");
+  const k = us(koa, "baseline");
+  return `server CPU per request: gatehouse ${g.toFixed(0)} µs, bare Koa ${k.toFixed(0)} µs (${k > 0 ? (g / k).toFixed(2) : "—"}×)`;
+}
+
 function makeRow(key: string, label: string, status: number | null, m: Measurement | null, allowed: readonly number[]): Row {
   const share = m === null ? 1 : allowed.reduce((sum, s) => sum + expectedShare(m, s), 0);
   const statusOk = share >= MIN_EXPECTED_SHARE;
@@ -260,7 +271,7 @@ async function runEmptyStore(state: RunState, session: GatehouseSession, scenari
     const { gatehouse, koa, hashes, notes } = await measureAgainstKoa(state, session, server, scenario, accepted);
     const row = makeRow(`empty/${scenario.id}`, scenario.label, scenario.status, gatehouse, [scenario.status]);
     row.koa = koa;
-    row.notes.push(...notes, ...contentionNotes(gatehouse, "gatehouse"), ...contentionNotes(koa, "baseline"));
+    row.notes.push(...notes, cpuPerRequest(gatehouse, koa), ...contentionNotes(gatehouse, "gatehouse"), ...contentionNotes(koa, "baseline"));
     if (scenario.group === "refused") {
       compare(row, { text: "koa", value: koa.reqPerSec }, { text: `≥${REFUSED_VS_KOA.toFixed(2)}× koa`, min: REFUSED_VS_KOA });
     } else if (accepted && hashes) {
@@ -410,7 +421,7 @@ async function runVerify(state: RunState, session: GatehouseSession, dbFile: str
     const { gatehouse, koa, notes } = await measureAgainstKoa(state, session, server, scenario, false);
     const row = makeRow(`verify/${scenario.id}`, scenario.label, scenario.status, gatehouse, [scenario.status]);
     row.koa = koa;
-    row.notes.push(...notes, ...contentionNotes(gatehouse, "gatehouse"), ...contentionNotes(koa, "baseline"));
+    row.notes.push(...notes, cpuPerRequest(gatehouse, koa), ...contentionNotes(gatehouse, "gatehouse"), ...contentionNotes(koa, "baseline"));
     compare(row, { text: "koa", value: koa.reqPerSec }, null);
     state.rows.push(row);
     logRow(row);
