@@ -10,6 +10,7 @@ import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
+import { warmDecoder } from "./http/body.ts";
 import { registerRouter, registerWithoutTrailingSlash } from "./http/register.ts";
 import { sendPage, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
@@ -203,6 +204,7 @@ export function createApp(ctx: AppContext): Koa {
   app.silent = true;
   trustLastHop(app);
   const requests = requestLogger(ctx.log);
+  warmDecoder();
   app.use(requestLog(ctx, requests));
   app.use(errorMiddleware(ctx, requests, refusalLog(ctx.log)));
   app.use(registerWithoutTrailingSlash(ctx.config.register.basePath));

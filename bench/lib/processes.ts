@@ -107,6 +107,8 @@ export interface StartOptions {
   logFile: string;
   /** Run under `node --cpu-prof`, writing DIR/NAME.cpuprofile when the server stops. */
   profile?: { dir: string; name: string };
+  /** Another checkout's gatehouse (bench/ab.ts); this one's by default. */
+  root?: string;
 }
 
 export async function startGatehouse(options: StartOptions): Promise<GatehouseServer> {
@@ -115,8 +117,9 @@ export async function startGatehouse(options: StartOptions): Promise<GatehouseSe
     ? ["--cpu-prof", `--cpu-prof-dir=${options.profile.dir}`, `--cpu-prof-name=${options.profile.name}.cpuprofile`]
     : [];
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...nodeFlags, GATEHOUSE_BIN, "serve", "--config", options.configFile], {
-    cwd: ROOT,
+  const root = options.root ?? ROOT;
+  const child = spawn(process.execPath, [...nodeFlags, join(root, "bin", "gatehouse.js"), "serve", "--config", options.configFile], {
+    cwd: root,
     env: serverEnv(),
     stdio: ["ignore", log, log],
   });
