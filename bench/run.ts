@@ -70,6 +70,8 @@ class GatehouseSession {
       profiles: Map<string, ProfileWindow | null>;
       /** Load that brings a freshly started server's JIT up to speed before anything is measured. */
       startupWarmup: { plan: RequestPlan; seconds: number; connections: number };
+      /** `serve --workers N`. */
+      workers?: number;
     },
   ) {}
 
@@ -77,7 +79,7 @@ class GatehouseSession {
     if (this.#server && !this.setup.profile) return this.#server;
     await this.stop();
     const profile = this.setup.profile ? { dir: this.setup.profile.dir, name: `${this.setup.profile.prefix}-${name}` } : undefined;
-    this.#server = await startGatehouse({ configFile: this.setup.configFile, port: this.setup.port, logFile: this.setup.logFile, profile });
+    this.#server = await startGatehouse({ configFile: this.setup.configFile, port: this.setup.port, logFile: this.setup.logFile, profile, workers: this.setup.workers });
     this.#profileFile = profile ? join(profile.dir, `${profile.name}.cpuprofile`) : null;
     if (this.#profileFile) this.setup.profiles.set(this.#profileFile, null);
     // The throttled scenario needs its IP to have registered once in this process's limiter.
@@ -479,6 +481,40 @@ async function runSeeded(
   return report;
 }
 
+/** Refused throughput with `serve --workers 2` against one process, alternating. */
+const WORKERS_VS_ONE = 1.5;
+
+async function runWorkers(state: RunState, sessions: { one: GatehouseSession; two: GatehouseSession }, scenarios: Scenario[]): Promise<void> {
+  const { options } = state;
+  for (const scenario of scenarios) {
+    if (!selected(options, "workers", scenario)) continue;
+    const one = await sessions.one.serverFor(scenario.id);
+    const two = await sessions.two.serverFor(scenario.id);
+    const first = await probe(two.url, scenario.plan.takeOne());
+    const [single, double] = await measureInterleaved(
+      [
+        sessions.one.target(one, scenario.plan, options.connections, { client: process.pid, gatehouse: one.pid }),
+        sessions.two.target(two, scenario.plan, options.connections, { client: process.pid, gatehouse: two.pid }),
+      ],
+      options,
+    );
+    const row = makeRow(`workers/${scenario.id}`, `serve --workers 2 · ${scenario.label}`, scenario.status, double!, [scenario.status]);
+    if (first.status !== scenario.status) row.notes.push(`first answer was ${first.status}, expected ${scenario.status}`);
+    if (expectedShare(single!, scenario.status) < MIN_EXPECTED_SHARE) {
+      row.statusOk = false;
+      row.notes.push(`one worker: ${statusNote(single!)}`);
+    }
+    compare(row, { text: "1 proc", value: single!.reqPerSec }, { text: `≥${WORKERS_VS_ONE.toFixed(2)}× 1 proc`, min: WORKERS_VS_ONE });
+    row.notes.push(
+      `one process alongside: ${fmtRate(single!.reqPerSec)} req/s, p99 ${single!.p99Ms.toFixed(2)} ms`,
+      ...contentionNotes(double, "two-worker"),
+      ...contentionNotes(single, "one-process"),
+    );
+    state.rows.push(row);
+    logRow(row);
+  }
+}
+
 /** A fresh data directory with its config, migrated by the CLI, and an API key made beforehand. */
 async function prepareInstance(root: string, name: string) {
   const dir = join(root, name);
@@ -557,6 +593,14 @@ async function main(): Promise<number> {
     await runVerify(state, primary, empty.dbFile);
     await primary.stop();
 
+    const workerScenarios = refused.filter((s) => s.id === "refused-blacklist" || s.id === "refused-auth");
+    if (workerScenarios.some((s) => selected(options, "workers", s))) {
+      const [single, double] = await Promise.all([prepareInstance(tmp, "one-process"), prepareInstance(tmp, "two-workers")]);
+      const two = new GatehouseSession({ ...double, factory, profile: null, profiles, startupWarmup, workers: 2 });
+      sessions.push(two);
+      await runWorkers(state, { one: session(single, "one-process"), two }, workerScenarios);
+    }
+
     if ([...refused, accepted].some((s) => selected(options, "seeded", s))) {
       const [fresh, seeded] = await Promise.all([prepareInstance(tmp, "fresh"), prepareInstance(tmp, "seeded")]);
       seeding = await runSeeded(state, { empty: session(fresh, "fresh"), seeded: session(seeded, "seeded") }, [...refused, accepted], () =>
@@ -600,6 +644,7 @@ async function main(): Promise<number> {
           acceptedVsHashBound: ACCEPTED_VS_HASH_BOUND,
           floodP99Ms: FLOOD_P99_MS,
           seededVsEmpty: SEEDED_VS_EMPTY,
+          workersVsOne: WORKERS_VS_ONE,
           memoryGrowthBytes: MEMORY_GROWTH_BYTES,
         },
         hashBound: state.hashBound

@@ -40,8 +40,8 @@ export const USAGE = `usage: node --import tsx bench/run.ts [options]     (npm r
   --seed-accounts N      accounts in the seeded store             BENCH_SEED_ACCOUNTS    1000000 (smoke 20000)
   --seed-pending N       pending registrations in the seeded one  BENCH_SEED_PENDING     100000 (smoke 2000)
   --only LIST            comma-separated scenario ids (refused-auth, accepted, verify-complete, ...),
-                         groups (refused, accepted, verify, invite), phases (cold, empty, flood, memory,
-                         verify, seeded) or phase/id (seeded/accepted)
+                         groups (refused, accepted, verify, invite), phases (cold, empty, flood, memory, workers,
+                         verify, workers, seeded) or phase/id (seeded/accepted)
   --profile              run gatehouse under node --cpu-prof, one process and profile per scenario,
                          written to bench/results/ and summarised
   --keep                 keep the temporary directory (configs, databases, server logs)

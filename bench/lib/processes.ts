@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,6 +92,15 @@ function tail(file: string, lines = 20): string {
   }
 }
 
+/** "gatehouse listening" lines written to a log since `from` (a byte offset). */
+function listening(file: string, from: number): number {
+  try {
+    return readFileSync(file).subarray(from).toString("utf8").split('"msg":"gatehouse listening"').length - 1;
+  } catch {
+    return 0;
+  }
+}
+
 export interface GatehouseServer {
   pid: number;
   url: string;
@@ -109,6 +118,8 @@ export interface StartOptions {
   profile?: { dir: string; name: string };
   /** Another checkout's gatehouse (bench/ab.ts); this one's by default. */
   root?: string;
+  /** `serve --workers N`; one process when absent. */
+  workers?: number;
 }
 
 export async function startGatehouse(options: StartOptions): Promise<GatehouseServer> {
@@ -118,7 +129,9 @@ export async function startGatehouse(options: StartOptions): Promise<GatehouseSe
     : [];
   const spawnedAt = performance.now();
   const root = options.root ?? ROOT;
-  const child = spawn(process.execPath, [...nodeFlags, join(root, "bin", "gatehouse.js"), "serve", "--config", options.configFile], {
+  const workers = options.workers && options.workers > 1 ? ["--workers", String(options.workers)] : [];
+  const logStart = existsSync(options.logFile) ? statSync(options.logFile).size : 0;
+  const child = spawn(process.execPath, [...nodeFlags, join(root, "bin", "gatehouse.js"), "serve", ...workers, "--config", options.configFile], {
     cwd: root,
     env: serverEnv(),
     stdio: ["ignore", log, log],
@@ -138,7 +151,8 @@ export async function startGatehouse(options: StartOptions): Promise<GatehouseSe
     try {
       const response = await fetch(`${url}/healthz`);
       await response.arrayBuffer();
-      if (response.status === 200) break;
+      // With workers, every one of them must listen before a measurement, not only the first.
+      if (response.status === 200 && listening(options.logFile, logStart) >= (options.workers ?? 1)) break;
     } catch {
       // not listening yet
     }
@@ -259,9 +273,19 @@ function processTicks(pid: number): number {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const own = Number(fields[11]) + Number(fields[12]); // utime, stime
-    return pid === process.pid ? own + Number(fields[13]) + Number(fields[14]) : own;
+    if (pid === process.pid) return own + Number(fields[13]) + Number(fields[14]);
+    // A server's live children are its own work: `serve --workers N`'s workers, tsx's esbuild.
+    return own + childrenOf(pid).reduce((sum, child) => sum + processTicks(child), 0);
   } catch {
     return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 
