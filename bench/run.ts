@@ -173,8 +173,11 @@ interface RunState {
   hashBound: Measurement | null;
 }
 
+/** Phases the smoke run leaves out unless --only names them: each starts servers of its own, and CI's smoke run must stay under a minute. */
+const NOT_IN_SMOKE = new Set(["cold", "workers"]);
+
 function selected(options: BenchOptions, phase: string, scenario?: Scenario): boolean {
-  if (options.only.length === 0) return true;
+  if (options.only.length === 0) return !(options.smoke && NOT_IN_SMOKE.has(phase));
   const names = [phase];
   if (scenario) names.push(scenario.id, scenario.group, `${phase}/${scenario.id}`);
   return names.some((n) => options.only.includes(n));
@@ -302,6 +305,8 @@ async function runColdStart(state: RunState, instance: { configFile: string; por
   const { options } = state;
   if (!selected(options, "cold", scenario)) return;
   const starts = Math.min(options.rounds, COLD_STARTS);
+  // The smoke run only checks that the phase still works.
+  const coldSeconds = options.smoke ? 1 : COLD_SECONDS;
   const gatehouseRuns: RawRun[] = [];
   const koaRuns: RawRun[] = [];
   let bytes = 0;
@@ -311,7 +316,7 @@ async function runColdStart(state: RunState, instance: { configFile: string; por
     try {
       const watched = { client: process.pid, gatehouse: server.pid };
       const before = snapshotCpu(watched);
-      const run = await runLoad({ url: server.url, connections: options.connections, duration: COLD_SECONDS, plan: scenario.plan });
+      const run = await runLoad({ url: server.url, connections: options.connections, duration: coldSeconds, plan: scenario.plan });
       run.cpu = cpuBetween(before, snapshotCpu(watched));
       gatehouseRuns.push(run);
       const first = await probe(server.url, scenario.plan.takeOne());
@@ -325,7 +330,7 @@ async function runColdStart(state: RunState, instance: { configFile: string; por
       await koa.answerWith(scenario.status, bytes, contentType);
       const watched = { client: process.pid, baseline: koa.pid };
       const before = snapshotCpu(watched);
-      const run = await runLoad({ url: koa.url, connections: options.connections, duration: COLD_SECONDS, plan: scenario.plan });
+      const run = await runLoad({ url: koa.url, connections: options.connections, duration: coldSeconds, plan: scenario.plan });
       run.cpu = cpuBetween(before, snapshotCpu(watched));
       koaRuns.push(run);
     } finally {
@@ -334,7 +339,7 @@ async function runColdStart(state: RunState, instance: { configFile: string; por
   }
   const gatehouse = summarize(gatehouseRuns);
   const koa = summarize(koaRuns);
-  const row = makeRow(`cold/${scenario.id}`, `first ${COLD_SECONDS} s after start · ${scenario.label}`, scenario.status, gatehouse, [scenario.status]);
+  const row = makeRow(`cold/${scenario.id}`, `first ${coldSeconds} s after start · ${scenario.label}`, scenario.status, gatehouse, [scenario.status]);
   row.koa = koa;
   row.baselineText = `koa p99 ${koa.p99Ms.toFixed(2)} ms`;
   row.baselineValue = koa.p99Ms;
@@ -454,8 +459,7 @@ async function runSeeded(
   progress(`seeded: done in ${report.seconds.toFixed(1)} s (database ${fmtMb(report.databaseBytes)}), outside every figure`);
   const store = `${compactCount(options.seedAccounts)}+${compactCount(options.seedPending)} store`;
   for (const scenario of chosen) {
-    const emptyServer = await sessions.empty.serverFor(scenario.id);
-    const seededServer = await sessions.seeded.serverFor(scenario.id);
+    const [emptyServer, seededServer] = await Promise.all([sessions.empty.serverFor(scenario.id), sessions.seeded.serverFor(scenario.id)]);
     const first = await probe(seededServer.url, scenario.plan.takeOne());
     const watched = (server: GatehouseServer, other: GatehouseServer) => ({ client: process.pid, gatehouse: server.pid, "other gatehouse": other.pid });
     const [empty, seeded] = await measureInterleaved(
@@ -488,8 +492,7 @@ async function runWorkers(state: RunState, sessions: { one: GatehouseSession; tw
   const { options } = state;
   for (const scenario of scenarios) {
     if (!selected(options, "workers", scenario)) continue;
-    const one = await sessions.one.serverFor(scenario.id);
-    const two = await sessions.two.serverFor(scenario.id);
+    const [one, two] = await Promise.all([sessions.one.serverFor(scenario.id), sessions.two.serverFor(scenario.id)]);
     const first = await probe(two.url, scenario.plan.takeOne());
     const [single, double] = await measureInterleaved(
       [

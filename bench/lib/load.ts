@@ -321,7 +321,12 @@ function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
   if amount > 0 then
     answered = answered + 1
-    if answered >= amount then wrk.thread:stop() end
+    if answered == amount then
+      -- wrk's main thread sleeps out the duration whatever its threads do: the bench ends the run (SIGINT).
+      io.write("\\nBENCH-AMOUNT-REACHED\\n")
+      io.stdout:flush()
+      wrk.thread:stop()
+    end
   end
 end
 function done(summary, latency, requests)
@@ -384,7 +389,10 @@ export function startLoad(options: LoadOptions): RunningLoad {
   const child = spawn(command!, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+    if (options.amount !== undefined && stdout.includes("BENCH-AMOUNT-REACHED")) child.kill("SIGINT");
+  });
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   const done = new Promise<RawRun>((resolve, reject) => {
     child.once("error", reject);
