@@ -21,7 +21,7 @@ import Koa from "koa";
 import pino from "pino";
 import { decodeRegistration, readBody } from "../src/http/body.ts";
 import { createLogger, requestLogger } from "../src/log.ts";
-import { runLoad, type RequestSpec } from "./lib/load.ts";
+import { plan, runLoad, type RequestSpec } from "./lib/load.ts";
 import { ROOT, spawnListening } from "./lib/processes.ts";
 import { encodeRegistration } from "./lib/scenarios.ts";
 
@@ -73,13 +73,14 @@ async function drive(): Promise<void> {
     headers: { "Content-Type": "text/plain" },
     body: encodeRegistration({ username: "floor", password: "bench-password", ip: "203.0.113.20", mail: "floor@example.org", auth_token: "not-the-token" }),
   };
+  const fixed = plan({ kind: "fixed", spec: request });
   const apps = await Promise.all(STEPS.map((step) => spawnListening(`the ${step} app`, [join(ROOT, "bench", "floor.ts"), "serve", step, join(dir, `${step}.log`)])));
   try {
-    for (const app of apps) await runLoad({ url: app.url, connections, duration: 1, plan: [request] });
+    for (const app of apps) await runLoad({ url: app.url, connections, duration: 1, plan: fixed });
     const totals = STEPS.map(() => ({ requests: 0, seconds: 0, other: 0 }));
     for (let round = 0; round < rounds; round++) {
       for (const [i, app] of apps.entries()) {
-        const run = await runLoad({ url: app.url, connections, duration: seconds, plan: [request] });
+        const run = await runLoad({ url: app.url, connections, duration: seconds, plan: fixed });
         totals[i]!.requests += run.requests;
         totals[i]!.seconds += run.seconds;
         totals[i]!.other += run.requests - (run.statusCounts["401"] ?? 0);

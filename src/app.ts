@@ -10,10 +10,11 @@ import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
+import { warmDecoder } from "./http/body.ts";
 import { registerRouter, registerWithoutTrailingSlash } from "./http/register.ts";
 import { sendPage, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
-import { requestLogger } from "./log.ts";
+import { refusalLog, requestLogger, type RefusalLog } from "./log.ts";
 import { isStorageFull } from "./store/errors.ts";
 
 interface HttpishError {
@@ -79,7 +80,7 @@ function noteClientFault(deps: Pick<AppContext, "metrics">, requests: Logger, ct
   requests.debug({ reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), fault, reason }, "client did not finish the request");
 }
 
-function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" | "writeHealth">, requests: Logger) {
+function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" | "writeHealth">, requests: Logger, refusals: RefusalLog) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
@@ -96,10 +97,17 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
       } else {
         // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
         // A database outage is the operator's to notice, but no fault of ours: warn.
-        requests[isStoreUnavailable(refusal) ? "warn" : "info"](
-          { reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), status: refusal.status, code: refusal.code, reason: refusal.message, ip: ctx.state.endUserIp ?? ctx.ip, peer: ctx.ip },
-          "request refused",
-        );
+        const peer = ctx.ip;
+        refusals(isStoreUnavailable(refusal) ? "warn" : "info", {
+          reqId: String(ctx.state.reqId),
+          method: ctx.method,
+          route: routeOf(ctx),
+          status: refusal.status,
+          code: refusal.code,
+          reason: refusal.message,
+          ip: ctx.state.endUserIp ?? peer,
+          peer,
+        });
       }
       const status = refusal?.status ?? 500;
       const code = refusal?.code ?? "INTERNAL_ERROR";
@@ -152,8 +160,7 @@ function requestLog(deps: Pick<AppContext, "config" | "metrics">, requests: Logg
     } finally {
       const seconds = (performance.now() - started) / 1000;
       const route = routeOf(ctx);
-      deps.metrics.requests.inc({ route, method: ctx.method, status: ctx.status });
-      deps.metrics.requestDuration.observe({ route, method: ctx.method }, seconds);
+      deps.metrics.countRequest(route, ctx.method, ctx.status, seconds);
       requests.debug({ reqId: ctx.state.reqId, method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, "request");
     }
   };
@@ -197,8 +204,9 @@ export function createApp(ctx: AppContext): Koa {
   app.silent = true;
   trustLastHop(app);
   const requests = requestLogger(ctx.log);
+  warmDecoder();
   app.use(requestLog(ctx, requests));
-  app.use(errorMiddleware(ctx, requests));
+  app.use(errorMiddleware(ctx, requests, refusalLog(ctx.log)));
   app.use(registerWithoutTrailingSlash(ctx.config.register.basePath));
   const routers = [
     registerRouter(ctx),

@@ -123,6 +123,33 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: "gatehouse_" });
   }
 
+  // Labelled children, looked up once per label combination instead of on every request: the
+  // combinations are few (route patterns, methods, statuses, outcome codes) and never removed.
+  readonly #requestChildren = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<string> }>();
+  readonly #registrationChildren = new Map<string, Counter.Internal>();
+
+  /** One answered request: counted by route pattern, method and status; timed by route and method. */
+  countRequest(route: string, method: string, status: number, seconds: number): void {
+    const key = `${status} ${method} ${route}`;
+    let child = this.#requestChildren.get(key);
+    if (!child) {
+      child = { count: this.requests.labels(route, method, String(status)), duration: this.requestDuration.labels(route, method) };
+      this.#requestChildren.set(key, child);
+    }
+    child.count.inc();
+    child.duration.observe(seconds);
+  }
+
+  /** A registration request's outcome: accepted, or the refusal's error code. */
+  countRegistration(outcome: string): void {
+    let child = this.#registrationChildren.get(outcome);
+    if (!child) {
+      child = this.registrations.labels(outcome);
+      this.#registrationChildren.set(outcome, child);
+    }
+    child.inc();
+  }
+
   /** Invites are counted by who issued them; for API keys, by which key. */
   countInvite(counter: Counter<"issuer" | "key">, invite: Pick<InviteRecord, "issuerKind" | "issuerId">): void {
     counter.inc({ issuer: invite.issuerKind, key: invite.issuerKind === "key" ? invite.issuerId : "" });

@@ -64,6 +64,9 @@ export class Templates {
         html: hb.compile(read("html")),
       });
     }
+    // Handlebars compiles a template on its first use; a first render here moves that to start-up.
+    for (const template of this.#pages.values()) template({});
+    for (const parts of this.#mail.values()) for (const template of Object.values(parts)) template({});
   }
 
   page<N extends PageName>(name: N, model: PageModels[N]): string {

@@ -40,8 +40,8 @@ export const USAGE = `usage: node --import tsx bench/run.ts [options]     (npm r
   --seed-accounts N      accounts in the seeded store             BENCH_SEED_ACCOUNTS    1000000 (smoke 20000)
   --seed-pending N       pending registrations in the seeded one  BENCH_SEED_PENDING     100000 (smoke 2000)
   --only LIST            comma-separated scenario ids (refused-auth, accepted, verify-complete, ...),
-                         groups (refused, accepted, verify, invite), phases (empty, flood, memory,
-                         verify, seeded) or phase/id (seeded/accepted)
+                         groups (refused, accepted, verify, invite), phases (cold, empty, flood, memory, workers,
+                         verify, workers, seeded) or phase/id (seeded/accepted)
   --profile              run gatehouse under node --cpu-prof, one process and profile per scenario,
                          written to bench/results/ and summarised
   --keep                 keep the temporary directory (configs, databases, server logs)
@@ -79,7 +79,7 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
   const duration = Math.max(1, Math.ceil(positive("--duration", values.duration ?? env["BENCH_DURATION"], smoke ? 1 : 10)));
   return {
     smoke,
-    // autocannon ends a run on its one-second tick, so durations are whole seconds.
+    // wrk takes whole seconds.
     duration,
     warmup: Math.ceil(positive("--warmup", values.warmup ?? env["BENCH_WARMUP"], smoke ? 0 : 2)),
     rounds: Math.min(duration, Math.max(1, Math.round(positive("--rounds", values.rounds ?? env["BENCH_ROUNDS"], smoke ? 1 : 5)))),

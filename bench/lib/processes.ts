@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,6 +92,15 @@ function tail(file: string, lines = 20): string {
   }
 }
 
+/** "gatehouse listening" lines written to a log since `from` (a byte offset). */
+function listening(file: string, from: number): number {
+  try {
+    return readFileSync(file).subarray(from).toString("utf8").split('"msg":"gatehouse listening"').length - 1;
+  } catch {
+    return 0;
+  }
+}
+
 export interface GatehouseServer {
   pid: number;
   url: string;
@@ -107,6 +116,10 @@ export interface StartOptions {
   logFile: string;
   /** Run under `node --cpu-prof`, writing DIR/NAME.cpuprofile when the server stops. */
   profile?: { dir: string; name: string };
+  /** Another checkout's gatehouse (bench/ab.ts); this one's by default. */
+  root?: string;
+  /** `serve --workers N`; one process when absent. */
+  workers?: number;
 }
 
 export async function startGatehouse(options: StartOptions): Promise<GatehouseServer> {
@@ -115,8 +128,11 @@ export async function startGatehouse(options: StartOptions): Promise<GatehouseSe
     ? ["--cpu-prof", `--cpu-prof-dir=${options.profile.dir}`, `--cpu-prof-name=${options.profile.name}.cpuprofile`]
     : [];
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...nodeFlags, GATEHOUSE_BIN, "serve", "--config", options.configFile], {
-    cwd: ROOT,
+  const root = options.root ?? ROOT;
+  const workers = options.workers && options.workers > 1 ? ["--workers", String(options.workers)] : [];
+  const logStart = existsSync(options.logFile) ? statSync(options.logFile).size : 0;
+  const child = spawn(process.execPath, [...nodeFlags, join(root, "bin", "gatehouse.js"), "serve", ...workers, "--config", options.configFile], {
+    cwd: root,
     env: serverEnv(),
     stdio: ["ignore", log, log],
   });
@@ -135,7 +151,8 @@ export async function startGatehouse(options: StartOptions): Promise<GatehouseSe
     try {
       const response = await fetch(`${url}/healthz`);
       await response.arrayBuffer();
-      if (response.status === 200) break;
+      // With workers, every one of them must listen before a measurement, not only the first.
+      if (response.status === 200 && listening(options.logFile, logStart) >= (options.workers ?? 1)) break;
     } catch {
       // not listening yet
     }
@@ -245,14 +262,30 @@ export interface CpuShares {
   steal: number;
 }
 
+/**
+ * A process's CPU ticks. For the bench's own process, its children that have ended are counted
+ * too (cutime, cstime): each wrk run is such a child, reaped before a round's last reading, so
+ * "client" is the load generator plus the bench that drives it.
+ */
 function processTicks(pid: number): number {
   try {
     // The command name may hold spaces; the fields after its closing parenthesis do not.
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]); // utime, stime
+    const own = Number(fields[11]) + Number(fields[12]); // utime, stime
+    if (pid === process.pid) return own + Number(fields[13]) + Number(fields[14]);
+    // A server's live children are its own work: `serve --workers N`'s workers, tsx's esbuild.
+    return own + childrenOf(pid).reduce((sum, child) => sum + processTicks(child), 0);
   } catch {
     return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 

@@ -24,9 +24,9 @@ export function registerRouter(deps: RegisterDeps & Pick<AppContext, "config" | 
   router.post(deps.config.register.basePath, async (ctx) => {
     try {
       await register(ctx);
-      deps.metrics.registrations.inc({ outcome: "accepted" });
+      deps.metrics.countRegistration("accepted");
     } catch (err) {
-      deps.metrics.registrations.inc({ outcome: err instanceof AppError ? err.code.toLowerCase() : "error" });
+      deps.metrics.countRegistration(err instanceof AppError ? err.code.toLowerCase() : "error");
       throw err;
     }
   });
