@@ -5,9 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { openStore } from "../src/store/open.ts";
-import { PostgresStore } from "../src/store/postgres/postgres-store.ts";
-import { SqliteStore } from "../src/store/sqlite/sqlite-store.ts";
+import { connectStore, openStore } from "../src/store/open.ts";
 import type {
   AccountSummary,
   NewInvite,
@@ -863,12 +861,12 @@ contract("sqlite", async ({ migrated = true } = {}) => {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-store-"));
   const url = `sqlite:${join(dir, "gatehouse.db")}`;
   const opened: Store[] = [];
-  const store = migrated ? await openStore(url) : SqliteStore.open(url);
+  const store = migrated ? await openStore(url) : await connectStore(url);
   opened.push(store);
   return {
     store,
     async connect() {
-      const other = SqliteStore.open(url);
+      const other = await connectStore(url);
       opened.push(other);
       return other;
     },
@@ -897,7 +895,7 @@ if (pgUrl) {
     const url = withSearchPath(pgUrl, schema);
     const opened: Store[] = [];
     try {
-      opened.push(migrated ? await openStore(url) : await PostgresStore.open(url));
+      opened.push(migrated ? await openStore(url) : await connectStore(url));
     } catch (err) {
       await admin.query(`DROP SCHEMA ${schema} CASCADE`);
       throw err;
@@ -905,7 +903,7 @@ if (pgUrl) {
     return {
       store: opened[0]!,
       async connect() {
-        const other = await PostgresStore.open(url);
+        const other = await connectStore(url);
         opened.push(other);
         return other;
       },

@@ -1,17 +1,38 @@
+import { accountsStore } from "./accounts.ts";
+import { connectDb, type Db } from "./db.ts";
+import { invitesStore } from "./invites.ts";
+import { keysStore } from "./keys.ts";
+import { metaStore } from "./meta.ts";
+import { migrate } from "./migrate.ts";
+import { outboxStore } from "./outbox.ts";
+import { pendingStore } from "./pending.ts";
+import { sessionsStore } from "./sessions.ts";
 import type { Store } from "./store.ts";
-import { PostgresStore } from "./postgres/postgres-store.ts";
-import { SqliteStore } from "./sqlite/sqlite-store.ts";
+
+/** The one Store, composed from its features over one database handle. */
+export function composeStore(db: Db): Store {
+  return {
+    kind: db.dialect,
+    migrate: () => migrate(db),
+    close: () => db.close(),
+    ...metaStore(db),
+    ...pendingStore(db),
+    ...accountsStore(db),
+    ...keysStore(db),
+    ...invitesStore(db),
+    ...sessionsStore(db),
+    ...outboxStore(db),
+  };
+}
+
+/** A store on the database a `storage` URL names, as it is: not migrated (another instance may be doing that). */
+export async function connectStore(url: string): Promise<Store> {
+  return composeStore(await connectDb(url));
+}
 
 /** Opens and migrates the store a `storage` URL names. */
 export async function openStore(url: string): Promise<Store> {
-  let store: Store;
-  if (url.startsWith("sqlite:")) {
-    store = SqliteStore.open(url);
-  } else if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
-    store = await PostgresStore.open(url);
-  } else {
-    throw new Error(`storage ${url.split(":")[0]}: expected a sqlite: or postgres:// URL`);
-  }
+  const store = await connectStore(url);
   try {
     await store.migrate();
   } catch (err) {

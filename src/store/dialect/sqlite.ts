@@ -1,0 +1,127 @@
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { CompiledQuery, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase } from "kysely";
+
+/** Opens a SQLite file with the settings every gatehouse connection runs with. */
+export function openSqliteFile(file: string): Database.Database {
+  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  // In WAL mode NORMAL keeps every committed transaction across a crash of the process (a
+  // registration answered 200 survives SIGKILL; test/durability.test.ts), and only a power cut
+  // can lose the last commits. FULL would fsync on the event loop at every registration.
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  // Deleted rows (sent mail payloads, voided registrations) are overwritten, not left in free pages.
+  db.pragma("secure_delete = ON");
+  db.pragma("foreign_keys = ON");
+  return db;
+}
+
+/**
+ * Kysely's SQLite connection calls `prepare` for every query; this hands it each statement
+ * compiled once per SQL text and reused (compiling showed up on every request in profiles).
+ * The texts are the store's own queries, so the cache stays as small as the store.
+ */
+function preparedOnce(db: Database.Database): SqliteDatabase {
+  const statements = new Map<string, Database.Statement>();
+  return {
+    prepare(sql) {
+      let statement = statements.get(sql);
+      if (!statement) {
+        statement = db.prepare(sql);
+        statements.set(sql, statement);
+      }
+      return statement;
+    },
+    close() {
+      statements.clear();
+      if (db.open) db.close();
+    },
+  };
+}
+
+/** Hands out turns in call order. */
+class Turns {
+  #last: Promise<void> = Promise.resolve();
+  users = 0;
+
+  async take(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const before = this.#last;
+    this.#last = before.then(() => mine);
+    await before;
+    return release;
+  }
+}
+
+/**
+ * One turn per file for every connection this process has on it. better-sqlite3 waits for a
+ * lock synchronously (busy_timeout), on the event loop: a second connection in the same process
+ * that waited for a transaction still awaiting its next statement would wait out the timeout.
+ */
+const turnsByFile = new Map<string, Turns>();
+
+/**
+ * Kysely's driver, with write transactions opened by BEGIN IMMEDIATE: the write lock is taken at
+ * the start, so a transaction never fails half-way on a lock another connection took first. A
+ * query or a whole transaction holds the file's turn, so no other caller in this process
+ * interleaves with it (Kysely's own mutex does the same for one connection).
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #key: string;
+  readonly #turns: Turns;
+  #release: (() => void) | undefined;
+
+  constructor(database: SqliteDatabase, file: string) {
+    super({ database });
+    this.#key = file === ":memory:" ? `:memory:${Math.random()}` : resolve(file);
+    let turns = turnsByFile.get(this.#key);
+    if (!turns) turnsByFile.set(this.#key, (turns = new Turns()));
+    turns.users += 1;
+    this.#turns = turns;
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const release = await this.#turns.take();
+    this.#release = release;
+    return super.acquireConnection();
+  }
+
+  override async releaseConnection(): Promise<void> {
+    await super.releaseConnection();
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+  }
+
+  override async destroy(): Promise<void> {
+    this.#turns.users -= 1;
+    if (this.#turns.users === 0) turnsByFile.delete(this.#key);
+    await super.destroy();
+  }
+}
+
+class GatehouseSqliteDialect extends SqliteDialect {
+  readonly #file: string;
+
+  constructor(file: string) {
+    super({ database: () => Promise.reject(new Error("unused")) });
+    this.#file = file;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(preparedOnce(openSqliteFile(this.#file)), this.#file);
+  }
+}
+
+/** The Kysely dialect for a `sqlite:` file. */
+export function sqliteDialect(file: string): SqliteDialect {
+  return new GatehouseSqliteDialect(file);
+}
