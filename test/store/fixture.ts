@@ -120,16 +120,21 @@ let schemas = 0;
  * A fresh PostgreSQL schema of its own (other test runs share the server), reached through
  * search_path; null when no server is named.
  */
-export async function pgSchema(): Promise<{ url: string; admin: pg.Pool; drop(): Promise<void> } | null> {
+export async function pgSchema(): Promise<{ url: string; connect(): Promise<pg.Client>; drop(): Promise<void> } | null> {
   if (!pgUrl || !admin) return null;
   const pool = admin;
   schemas += 1;
   const schema = `gh_test_${run}_${schemas}`;
   await pool.query(`CREATE SCHEMA ${schema}`);
   const options = encodeURIComponent(`-c search_path=${schema}`);
+  const url = `${pgUrl}${pgUrl.includes("?") ? "&" : "?"}options=${options}`;
   return {
-    url: `${pgUrl}${pgUrl.includes("?") ? "&" : "?"}options=${options}`,
-    admin: pool,
+    url,
+    async connect() {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      return client;
+    },
     drop: async () => void (await pool.query(`DROP SCHEMA ${schema} CASCADE`)),
   };
 }
