@@ -1,6 +1,7 @@
-import { sql } from "kysely";
+import { sql, type Insertable } from "kysely";
 import { affected, type Db } from "./db.ts";
 import { ACCOUNT_COLUMNS, toAccount } from "./rows.ts";
+import type { Tables } from "./schema.ts";
 import type { Store } from "./store.ts";
 
 export function accountsStore(db: Db): Pick<Store, "listAccounts" | "deleteAccount" | "forgetTokensVerifiedBefore" | "findLogin"> {
@@ -38,4 +39,50 @@ export function accountsStore(db: Db): Pick<Store, "listAccounts" | "deleteAccou
       return row ? { id: row.id, username: row.username, passwordHash: row.password_hash } : null;
     },
   };
+}
+
+/** A users row as a bulk load brings it (the benchmark's seeding): a pending registration or an account. */
+export interface ImportedUser {
+  username: string;
+  passwordHash: string;
+  mailHash: string;
+  state: "pending" | "active";
+  tokenHash: string | null;
+  ip: string | null;
+  createdAt: number;
+  expiresAt: number | null;
+  verifiedAt: number | null;
+}
+
+/** Rows per INSERT: two statement texts at most (a full batch and the last one), far below either dialect's parameter limit. */
+const IMPORT_BATCH = 500;
+
+/** Stores `users` in one transaction, a batch of rows per statement; returns how many. */
+export async function importUsers(db: Db, users: Iterable<ImportedUser>): Promise<number> {
+  return db.write(async (tx) => {
+    let count = 0;
+    let batch: Insertable<Tables["users"]>[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      await tx.insertInto("users").values(batch).execute();
+      count += batch.length;
+      batch = [];
+    };
+    for (const user of users) {
+      batch.push({
+        username: user.username,
+        password_hash: user.passwordHash,
+        mail_hash: user.mailHash,
+        state: user.state,
+        token_hash: user.tokenHash,
+        ip: user.ip,
+        created_at: user.createdAt,
+        expires_at: user.expiresAt,
+        verified_at: user.verifiedAt,
+      });
+      if (batch.length === IMPORT_BATCH) await flush();
+    }
+    await flush();
+    return count;
+  });
 }
