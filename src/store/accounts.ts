@@ -1,41 +1,47 @@
 import { sql, type Insertable } from "kysely";
-import { affected, type Db } from "./db.ts";
+import { affected, query, type Db } from "./db.ts";
 import { ACCOUNT_COLUMNS, toAccount } from "./rows.ts";
 import type { Tables } from "./schema.ts";
 import type { Store } from "./store.ts";
+
+const listAccounts = query((q) => q.selectFrom("users").select(ACCOUNT_COLUMNS).where("state", "=", sql.lit("active")).orderBy("username"));
+// Its sessions go with it (ON DELETE CASCADE), and with it the claim on its mail hash.
+const deleteAccount = query((q, p: { username: string }) =>
+  q.deleteFrom("users").where("username", "=", p.username).where("state", "=", sql.lit("active")),
+);
+const forgetTokens = query((q, p: { before: number }) =>
+  q
+    .updateTable("users")
+    .set({ token_hash: null })
+    .where("state", "=", sql.lit("active"))
+    .where("token_hash", "is not", null)
+    .where("verified_at", "<", p.before),
+);
+const findLogin = query((q, p: { username: string }) =>
+  q
+    .selectFrom("users")
+    .select(["id", "username", "password_hash"])
+    .where("username", "=", p.username)
+    .where("state", "=", sql.lit("active")),
+);
 
 export function accountsStore(db: Db): Pick<Store, "listAccounts" | "deleteAccount" | "forgetTokensVerifiedBefore" | "findLogin"> {
   const { q } = db;
   return {
     async listAccounts() {
-      const rows = await q.selectFrom("users").select(ACCOUNT_COLUMNS).where("state", "=", sql.lit("active")).orderBy("username").execute();
-      return rows.map(toAccount);
+      return (await listAccounts(q, {})).rows.map(toAccount);
     },
 
     async deleteAccount(username) {
-      // Its sessions go with it (ON DELETE CASCADE), and with it the claim on its mail hash.
-      const result = await q.deleteFrom("users").where("username", "=", username).where("state", "=", sql.lit("active")).executeTakeFirst();
-      return affected(result) > 0;
+      return affected(await deleteAccount(q, { username })) > 0;
     },
 
     async forgetTokensVerifiedBefore(before) {
-      const result = await q
-        .updateTable("users")
-        .set({ token_hash: null })
-        .where("state", "=", sql.lit("active"))
-        .where("token_hash", "is not", null)
-        .where("verified_at", "<", before)
-        .executeTakeFirst();
-      return affected(result);
+      return affected(await forgetTokens(q, { before }));
     },
 
     async findLogin(username) {
-      const row = await q
-        .selectFrom("users")
-        .select(["id", "username", "password_hash"])
-        .where("username", "=", username)
-        .where("state", "=", sql.lit("active"))
-        .executeTakeFirst();
+      const [row] = (await findLogin(q, { username })).rows;
       return row ? { id: row.id, username: row.username, passwordHash: row.password_hash } : null;
     },
   };

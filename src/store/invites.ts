@@ -1,8 +1,58 @@
-import { affected, uniqueViolation, type Db } from "./db.ts";
+import { affected, query, uniqueViolation, type Db } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { voidExpiredPending } from "./pending.ts";
 import { ACCOUNT_COLUMNS, toAccount, toInvite } from "./rows.ts";
-import type { AcceptInviteResult, Store } from "./store.ts";
+import type { AcceptInviteResult, NewAccount, NewInvite, Store } from "./store.ts";
+
+const insertInvite = query((q, p: NewInvite) =>
+  q
+    .insertInto("invites")
+    .values({
+      handle: p.handle,
+      token_hash: p.tokenHash,
+      issuer_kind: p.issuerKind,
+      issuer_id: p.issuerId,
+      issuer_name: p.issuerName,
+      username: p.username,
+      uses_total: p.uses,
+      uses_left: p.uses,
+      created_at: p.createdAt,
+      expires_at: p.expiresAt,
+    })
+    .returningAll(),
+);
+const byTokenHash = query((q, p: { tokenHash: string }) => q.selectFrom("invites").selectAll().where("token_hash", "=", p.tokenHash));
+const byHandle = query((q, p: { handle: string }) => q.selectFrom("invites").selectAll().where("handle", "=", p.handle));
+const listInvites = query((q) => q.selectFrom("invites").selectAll().orderBy("created_at").orderBy("id"));
+const revokeInvite = query((q, p: { id: number; now: number }) =>
+  q.updateTable("invites").set({ revoked_at: p.now }).where("id", "=", p.id).where("revoked_at", "is", null),
+);
+// On PostgreSQL the row lock taken here makes concurrent accepts of one invite queue; each
+// re-checks uses_left > 0 against the committed row, so a one-use invite has exactly one winner.
+const useInvite = query((q, p: { tokenHash: string; now: number }) =>
+  q
+    .updateTable("invites")
+    .set((eb) => ({ uses_left: eb("uses_left", "-", 1) }))
+    .where("token_hash", "=", p.tokenHash)
+    .where("uses_left", ">", 0)
+    .where("revoked_at", "is", null)
+    .where("expires_at", ">", p.now)
+    .returning(["id", "issuer_name"]),
+);
+const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string; inviteId: number }) =>
+  q
+    .insertInto("users")
+    .values({
+      username: p.username,
+      password_hash: p.passwordHash,
+      state: "active",
+      created_at: p.now,
+      verified_at: p.now,
+      invited_by: p.invitedBy,
+      invite_id: p.inviteId,
+    })
+    .returning(ACCOUNT_COLUMNS),
+);
 
 /** Thrown inside acceptInvite's transaction to roll it back, so the invite keeps its use. */
 class NameTaken extends Error {}
@@ -13,87 +63,42 @@ export function invitesStore(
   const { q } = db;
   return {
     async insertInvite(invite) {
-      const row = await q
-        .insertInto("invites")
-        .values({
-          handle: invite.handle,
-          token_hash: invite.tokenHash,
-          issuer_kind: invite.issuerKind,
-          issuer_id: invite.issuerId,
-          issuer_name: invite.issuerName,
-          username: invite.username,
-          uses_total: invite.uses,
-          uses_left: invite.uses,
-          created_at: invite.createdAt,
-          expires_at: invite.expiresAt,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toInvite(row);
+      return toInvite((await insertInvite(q, invite)).rows[0]!);
     },
 
     async findInviteByTokenHash(tokenHash) {
-      const row = await q.selectFrom("invites").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();
+      const [row] = (await byTokenHash(q, { tokenHash })).rows;
       return row ? toInvite(row) : null;
     },
 
     async findInviteByHandle(handle) {
-      const row = await q.selectFrom("invites").selectAll().where("handle", "=", handle).executeTakeFirst();
+      const [row] = (await byHandle(q, { handle })).rows;
       return row ? toInvite(row) : null;
     },
 
     async listInvites() {
-      const rows = await q.selectFrom("invites").selectAll().orderBy("created_at").orderBy("id").execute();
-      return rows.map(toInvite);
+      return (await listInvites(q, {})).rows.map(toInvite);
     },
 
     async revokeInvite(id, now) {
-      const result = await q
-        .updateTable("invites")
-        .set({ revoked_at: now })
-        .where("id", "=", id)
-        .where("revoked_at", "is", null)
-        .executeTakeFirst();
-      return affected(result) > 0;
+      return affected(await revokeInvite(q, { id, now })) > 0;
     },
 
     async acceptInvite(tokenHash, now, account, events) {
       try {
         return await db.write(async (tx): Promise<AcceptInviteResult> => {
-          // On PostgreSQL the row lock taken here makes concurrent accepts of one invite queue; each
-          // re-checks uses_left > 0 against the committed row, so a one-use invite has exactly one winner.
-          const invite = await tx
-            .updateTable("invites")
-            .set((eb) => ({ uses_left: eb("uses_left", "-", 1) }))
-            .where("token_hash", "=", tokenHash)
-            .where("uses_left", ">", 0)
-            .where("revoked_at", "is", null)
-            .where("expires_at", ">", now)
-            .returning(["id", "issuer_name"])
-            .executeTakeFirst();
+          const [invite] = (await useInvite(tx, { tokenHash, now })).rows;
           if (!invite) return { ok: false, reason: "gone" };
           // A pending registration that has run out no longer holds its name.
           await voidExpiredPending(tx, now, { username: account.username });
-          let row;
+          let created;
           try {
-            row = await tx
-              .insertInto("users")
-              .values({
-                username: account.username,
-                password_hash: account.passwordHash,
-                state: "active",
-                created_at: now,
-                verified_at: now,
-                invited_by: invite.issuer_name,
-                invite_id: invite.id,
-              })
-              .returning(ACCOUNT_COLUMNS)
-              .executeTakeFirstOrThrow();
+            const inserted = await insertInvited(tx, { ...account, now, invitedBy: invite.issuer_name, inviteId: invite.id });
+            created = toAccount(inserted.rows[0]!);
           } catch (err) {
             if (uniqueViolation(err) === "username") throw new NameTaken();
             throw err;
           }
-          const created = toAccount(row);
           await insertOutbox(tx, events(created), created.id);
           return { ok: true, account: created };
         });

@@ -1,29 +1,32 @@
-import { affected, type Db } from "./db.ts";
+import { affected, query, type Db } from "./db.ts";
 import { toApiKey } from "./rows.ts";
-import type { Store } from "./store.ts";
+import type { ApiKeyRecord, Store } from "./store.ts";
+
+const insertKey = query((q, p: ApiKeyRecord) =>
+  q.insertInto("api_keys").values({ id: p.id, name: p.name, secret_hash: p.secretHash, created_at: p.createdAt }),
+);
+const findKey = query((q, p: { id: string }) => q.selectFrom("api_keys").selectAll().where("id", "=", p.id));
+const listKeys = query((q) => q.selectFrom("api_keys").selectAll().orderBy("created_at").orderBy("id"));
+const deleteKey = query((q, p: { id: string }) => q.deleteFrom("api_keys").where("id", "=", p.id));
 
 export function keysStore(db: Db): Pick<Store, "insertApiKey" | "findApiKey" | "listApiKeys" | "deleteApiKey"> {
   const { q } = db;
   return {
     async insertApiKey(key) {
-      await q
-        .insertInto("api_keys")
-        .values({ id: key.id, name: key.name, secret_hash: key.secretHash, created_at: key.createdAt })
-        .execute();
+      await insertKey(q, key);
     },
 
     async findApiKey(id) {
-      const row = await q.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
+      const [row] = (await findKey(q, { id })).rows;
       return row ? toApiKey(row) : null;
     },
 
     async listApiKeys() {
-      const rows = await q.selectFrom("api_keys").selectAll().orderBy("created_at").orderBy("id").execute();
-      return rows.map(toApiKey);
+      return (await listKeys(q, {})).rows.map(toApiKey);
     },
 
     async deleteApiKey(id) {
-      return affected(await q.deleteFrom("api_keys").where("id", "=", id).executeTakeFirst()) > 0;
+      return affected(await deleteKey(q, { id })) > 0;
     },
   };
 }

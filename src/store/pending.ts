@@ -1,33 +1,34 @@
 import { sql } from "kysely";
-import { uniqueViolation, type Db, type Q } from "./db.ts";
+import { query, uniqueViolation, type Db, type Q } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { ACCOUNT_COLUMNS, toAccount, toPendingSummary, toTokenLookup } from "./rows.ts";
-import type { ActivateResult, InsertPendingResult, Store } from "./store.ts";
+import type { ActivateResult, InsertPendingResult, NewPending, Store } from "./store.ts";
 
 /** Ids are deleted in batches of this many, padded, so that every batch is one and the same statement. */
 const BATCH = 100;
 
+const voidHolding = query((q, p: { now: number; username: string; mailHash: string | null }) =>
+  q
+    .deleteFrom("users")
+    .where("state", "=", sql.lit("pending"))
+    .where("expires_at", "<=", p.now)
+    .where((eb) => eb.or([eb("username", "=", p.username), eb("mail_hash", "=", p.mailHash)]))
+    .returning("id"),
+);
+const voidAll = query((q, p: { now: number }) =>
+  q.deleteFrom("users").where("state", "=", sql.lit("pending")).where("expires_at", "<=", p.now).returning("id"),
+);
+
 /**
- * Deletes the pending registrations that ran out by `now` (only those holding `holding`'s name or
+ * Deletes the pending registrations that ran out by `now` (only one holding `holding`'s name or
  * mail hash, when given) and their still queued mail: a voided registration's link must not go out.
  * Part of the caller's transaction; returns how many registrations went.
  */
 export async function voidExpiredPending(q: Q, now: number, holding?: { username: string; mailHash?: string }): Promise<number> {
-  const voided = await q
-    .deleteFrom("users")
-    .where("state", "=", sql.lit("pending"))
-    .where("expires_at", "<=", now)
-    .$if(holding !== undefined, (qb) =>
-      qb.where((eb) =>
-        eb.or([
-          eb("username", "=", holding!.username),
-          ...(holding!.mailHash === undefined ? [] : [eb("mail_hash", "=", holding!.mailHash)]),
-        ]),
-      ),
-    )
-    .returning("id")
-    .execute();
-  const ids = voided.map((row) => row.id);
+  const voided = holding
+    ? await voidHolding(q, { now, username: holding.username, mailHash: holding.mailHash ?? null })
+    : await voidAll(q, { now });
+  const ids = voided.rows.map((row) => row.id);
   for (let start = 0; start < ids.length; start += BATCH) {
     const batch = ids.slice(start, start + BATCH);
     while (batch.length < BATCH) batch.push(batch[0]!);
@@ -35,6 +36,72 @@ export async function voidExpiredPending(q: Q, now: number, holding?: { username
   }
   return ids.length;
 }
+
+const nameHolder = query((q, p: { username: string; now: number }) =>
+  q
+    .selectFrom("users")
+    .select("state")
+    .where("username", "=", p.username)
+    .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", p.now)])),
+);
+const mailHolder = query((q, p: { mailHash: string; now: number }) =>
+  q
+    .selectFrom("users")
+    .select("id")
+    .where("mail_hash", "=", p.mailHash)
+    .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", p.now)])),
+);
+const insertPending = query((q, p: NewPending) =>
+  q
+    .insertInto("users")
+    .values({
+      username: p.username,
+      password_hash: p.passwordHash,
+      mail_hash: p.mailHash,
+      state: "pending",
+      token_hash: p.tokenHash,
+      ip: p.ip,
+      created_at: p.createdAt,
+      expires_at: p.expiresAt,
+    })
+    .returning("id"),
+);
+const byTokenHash = query((q, p: { tokenHash: string }) =>
+  q.selectFrom("users").select(["username", "state", "expires_at"]).where("token_hash", "=", p.tokenHash),
+);
+// On PostgreSQL a concurrent completion holds the row lock; once it commits, this UPDATE
+// re-checks state = 'pending' against the new row and matches nothing.
+const activate = query((q, p: { tokenHash: string; now: number }) =>
+  q
+    .updateTable("users")
+    .set({ state: "active", verified_at: p.now, expires_at: null, ip: null })
+    .where("token_hash", "=", p.tokenHash)
+    .where("state", "=", sql.lit("pending"))
+    .where("expires_at", ">", p.now)
+    .returning(ACCOUNT_COLUMNS),
+);
+const activeByTokenHash = query((q, p: { tokenHash: string }) =>
+  q.selectFrom("users").select("username").where("token_hash", "=", p.tokenHash).where("state", "=", sql.lit("active")),
+);
+const listPending = query((q, p: { now: number }) =>
+  q
+    .selectFrom("users as u")
+    .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at"])
+    .select((eb) =>
+      eb
+        .selectFrom("outbox as o")
+        .select("o.state")
+        .whereRef("o.user_id", "=", "u.id")
+        .where("o.kind", "=", sql.lit("mail"))
+        .orderBy("o.id", "desc")
+        .limit(1)
+        .as("mail_state"),
+    )
+    .where("u.state", "=", sql.lit("pending"))
+    .where("u.expires_at", ">", p.now)
+    .orderBy("u.created_at")
+    .orderBy("u.id"),
+);
 
 export function pendingStore(
   db: Db,
@@ -45,44 +112,20 @@ export function pendingStore(
   const { q } = db;
   return {
     async findNameHolder(username, now) {
-      const row = await q
-        .selectFrom("users")
-        .select("state")
-        .where("username", "=", username)
-        .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", now)]))
-        .executeTakeFirst();
+      const [row] = (await nameHolder(q, { username, now })).rows;
       if (!row) return null;
       return row.state === "active" ? "account" : "pending";
     },
 
     async isMailHashHeld(mailHash, now) {
-      const row = await q
-        .selectFrom("users")
-        .select("id")
-        .where("mail_hash", "=", mailHash)
-        .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", now)]))
-        .executeTakeFirst();
-      return row !== undefined;
+      return (await mailHolder(q, { mailHash, now })).rows.length > 0;
     },
 
     async insertPending(pending, outbox) {
       try {
         return await db.write(async (tx): Promise<InsertPendingResult> => {
           await voidExpiredPending(tx, pending.createdAt, pending);
-          const { id } = await tx
-            .insertInto("users")
-            .values({
-              username: pending.username,
-              password_hash: pending.passwordHash,
-              mail_hash: pending.mailHash,
-              state: "pending",
-              token_hash: pending.tokenHash,
-              ip: pending.ip,
-              created_at: pending.createdAt,
-              expires_at: pending.expiresAt,
-            })
-            .returning("id")
-            .executeTakeFirstOrThrow();
+          const { id } = (await insertPending(tx, pending)).rows[0]!;
           await insertOutbox(tx, outbox, id);
           return { ok: true, id };
         });
@@ -95,61 +138,24 @@ export function pendingStore(
     },
 
     async findByTokenHash(tokenHash, now) {
-      const row = await q
-        .selectFrom("users")
-        .select(["username", "state", "expires_at"])
-        .where("token_hash", "=", tokenHash)
-        .executeTakeFirst();
-      return toTokenLookup(row, now);
+      return toTokenLookup((await byTokenHash(q, { tokenHash })).rows[0], now);
     },
 
     async activatePending(tokenHash, now, events) {
       return db.write(async (tx): Promise<ActivateResult | null> => {
-        // On PostgreSQL a concurrent completion holds the row lock; once it commits, this UPDATE
-        // re-checks state = 'pending' against the new row and matches nothing.
-        const row = await tx
-          .updateTable("users")
-          .set({ state: "active", verified_at: now, expires_at: null, ip: null })
-          .where("token_hash", "=", tokenHash)
-          .where("state", "=", sql.lit("pending"))
-          .where("expires_at", ">", now)
-          .returning(ACCOUNT_COLUMNS)
-          .executeTakeFirst();
+        const [row] = (await activate(tx, { tokenHash, now })).rows;
         if (row) {
           const account = toAccount(row);
           await insertOutbox(tx, events(account), account.id);
           return { outcome: "created", account };
         }
-        const active = await tx
-          .selectFrom("users")
-          .select("username")
-          .where("token_hash", "=", tokenHash)
-          .where("state", "=", sql.lit("active"))
-          .executeTakeFirst();
+        const [active] = (await activeByTokenHash(tx, { tokenHash })).rows;
         return active ? { outcome: "already-active", username: active.username } : null;
       });
     },
 
     async listPending(now) {
-      const rows = await q
-        .selectFrom("users as u")
-        .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at"])
-        .select((eb) =>
-          eb
-            .selectFrom("outbox as o")
-            .select("o.state")
-            .whereRef("o.user_id", "=", "u.id")
-            .where("o.kind", "=", sql.lit("mail"))
-            .orderBy("o.id", "desc")
-            .limit(1)
-            .as("mail_state"),
-        )
-        .where("u.state", "=", sql.lit("pending"))
-        .where("u.expires_at", ">", now)
-        .orderBy("u.created_at")
-        .orderBy("u.id")
-        .execute();
-      return rows.map(toPendingSummary);
+      return (await listPending(q, { now })).rows.map(toPendingSummary);
     },
 
     async deleteExpiredPending(now) {
