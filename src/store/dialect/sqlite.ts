@@ -1,7 +1,21 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { CompiledQuery, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase } from "kysely";
+import {
+  CompiledQuery,
+  SqliteAdapter,
+  SqliteDriver,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  type QueryCompiler,
+  type SqliteDatabase,
+} from "kysely";
 
 /** Opens a SQLite file with the settings every gatehouse connection runs with. */
 export function openSqliteFile(file: string): Database.Database {
@@ -108,20 +122,28 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
 }
 
-class GatehouseSqliteDialect extends SqliteDialect {
-  readonly #file: string;
+/** Kysely's SQLite dialect with the driver above; everything else is Kysely's own. */
+class GatehouseSqliteDialect implements Dialect {
+  constructor(readonly file: string) {}
 
-  constructor(file: string) {
-    super({ database: () => Promise.reject(new Error("unused")) });
-    this.#file = file;
+  createDriver(): Driver {
+    return new ImmediateSqliteDriver(preparedOnce(openSqliteFile(this.file)), this.file);
   }
 
-  override createDriver(): Driver {
-    return new ImmediateSqliteDriver(preparedOnce(openSqliteFile(this.#file)), this.#file);
+  createQueryCompiler(): QueryCompiler {
+    return new SqliteQueryCompiler();
+  }
+
+  createAdapter(): DialectAdapter {
+    return new SqliteAdapter();
+  }
+
+  createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new SqliteIntrospector(db);
   }
 }
 
 /** The Kysely dialect for a `sqlite:` file. */
-export function sqliteDialect(file: string): SqliteDialect {
+export function sqliteDialect(file: string): Dialect {
   return new GatehouseSqliteDialect(file);
 }
