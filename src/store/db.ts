@@ -89,7 +89,7 @@ export async function connectDb(url: string, options: ConnectOptions = {}): Prom
   }
   try {
     // Straight to the database, not through the retry: at start-up the operator wants the real reason.
-    await sql`SELECT 1`.execute(db.q);
+    await selectOne(db.q);
   } catch (err) {
     await db.close();
     throw err;
@@ -97,8 +97,10 @@ export async function connectDb(url: string, options: ConnectOptions = {}): Prom
   return db;
 }
 
+const selectOne = (q: Q) => sql`SELECT 1`.execute(q);
+
 export async function ping(db: Db): Promise<void> {
-  await db.run("rerun", (q) => sql`SELECT 1`.execute(q));
+  await db.run("rerun", selectOne);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from "kysely";
 import type { Db } from "./db.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
+import { recordStep } from "./migrations/types.ts";
 
 /** Applies, in one transaction, the steps of MIGRATIONS this database has not had yet. */
 async function apply(tx: Kysely<any>, db: Db): Promise<void> {
@@ -14,7 +15,7 @@ async function apply(tx: Kysely<any>, db: Db): Promise<void> {
     const done = await tx.selectFrom("gatehouse_migrations").select("name").where("name", "=", step.name).executeTakeFirst();
     if (done) continue;
     await step.up(tx, db.dialect);
-    await tx.insertInto("gatehouse_migrations").values({ name: step.name, applied_at: Date.now() }).execute();
+    await recordStep(tx, step.name);
   }
 }
 

@@ -5,7 +5,7 @@ import { outboxEventOrder } from "./003-outbox-event-order.ts";
 import { usersAutoincrement } from "./004-users-autoincrement.ts";
 import { usersSkeleton } from "./005-users-skeleton.ts";
 import { fillSkeletons } from "./006-fill-skeletons.ts";
-import type { Migration } from "./types.ts";
+import { recordStep, type Migration } from "./types.ts";
 
 /**
  * The steps a database made before this list existed already has. SQLite files counted their
@@ -33,6 +33,6 @@ export const adopt: Migration = {
       }
       had = POSTGRES_VERSIONS.slice(0, version).flat();
     }
-    for (const step of had) await db.insertInto("gatehouse_migrations").values({ name: step.name, applied_at: Date.now() }).execute();
+    for (const step of had) await recordStep(db, step.name);
   },
 };

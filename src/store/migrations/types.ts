@@ -11,6 +11,11 @@ export interface Migration {
   up(db: Kysely<any>, dialect: Dialect): Promise<void>;
 }
 
+/** Records in gatehouse_migrations that this database has had the step `name`. */
+export async function recordStep(db: Kysely<any>, name: string): Promise<void> {
+  await db.insertInto("gatehouse_migrations").values({ name, applied_at: Date.now() }).execute();
+}
+
 /** The one column type that differs: a generated id (SQLite's rowid alias, PostgreSQL's sequence). */
 export function idType(dialect: Dialect): "integer" | "bigserial" {
   return dialect === "sqlite" ? "integer" : "bigserial";
