@@ -21,6 +21,56 @@ export const EXAMPLE_CONFIG = resolve(PACKAGE_ROOT, "config.example.json");
 const strict = { additionalProperties: false } as const;
 const ipOrCidr = Type.String({ minLength: 1, format: "ip-or-cidr" });
 
+const targetCommon = {
+  /** Names the target in jobs, logs and `users list`; defaults to its type and host. Unique. */
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\t\\n]+$" })),
+  /** Default 3000 (DEFAULT_TIMEOUT_MS); ajv fills no defaults inside a union's branches. */
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000 })),
+};
+const PROVISION_TARGET = Type.Union([
+  Type.Object({
+    type: Type.Literal("ejabberd"),
+    ...targetCommon,
+    url: Type.String({ format: "http-url" }),
+    host: Type.String({ minLength: 1 }),
+    auth: Type.Optional(Type.Union([
+      Type.Object({ type: Type.Literal("basic"), user: Type.String({ minLength: 1 }), password: Type.String({ minLength: 1 }) }, strict),
+      Type.Object({ type: Type.Literal("bearer"), token: Type.String({ minLength: 1 }) }, strict),
+    ])),
+  }, strict),
+  Type.Object({
+    type: Type.Literal("xmpp"),
+    ...targetCommon,
+    service: Type.String({ pattern: "^xmpps?://[^/]+$" }),
+    domain: Type.String({ minLength: 1 }),
+    jid: Type.String({ pattern: "^[^@/\\s]+@[^@/\\s]+$" }),
+    password: Type.String({ minLength: 1 }),
+    tls: Type.Optional(Type.Object({ ca: Type.Optional(Type.String()), rejectUnauthorized: Type.Optional(Type.Boolean()) }, strict)),
+  }, strict),
+  Type.Object({
+    type: Type.Literal("ldap"),
+    ...targetCommon,
+    url: Type.String({ pattern: "^ldaps?://.+" }),
+    bindDN: Type.String({ minLength: 1 }),
+    bindPassword: Type.String({ minLength: 1 }),
+    baseDN: Type.String({ minLength: 1 }),
+    objectClasses: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+    attributes: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Array(Type.String())]))),
+    includeMail: Type.Optional(Type.Boolean()),
+  }, strict),
+  Type.Object({
+    type: Type.Literal("http"),
+    ...targetCommon,
+    url: Type.String({ format: "http-url" }),
+    secret: Type.String({ minLength: 16 }),
+    checkUrl: Type.Optional(Type.String({ format: "http-url" })),
+    includePassword: Type.Optional(Type.Boolean()),
+    includeMail: Type.Optional(Type.Boolean()),
+  }, strict),
+]);
+
+export type ProvisionTargetConfig = Static<typeof PROVISION_TARGET>;
+
 export const CONFIG_SCHEMA = Type.Object({
   $schema: Type.Optional(Type.String()),
   listen: Type.Object({
@@ -59,6 +109,11 @@ export const CONFIG_SCHEMA = Type.Object({
     apiPath: Type.String({ pattern: "^/[^?#]*$", default: "/invites_api", restart: "the route is mounted at start-up" }),
   }, { ...strict, default: {} }),
   accounts: Type.Object({
+    // The account servers every new account is made on (DESIGN §9). Live: a reload builds new
+    // clients and closes the old ones; queued jobs name their target, so a renamed or removed
+    // target's jobs fail with that reason (`users list`) instead of going elsewhere.
+    provision: Type.Array(PROVISION_TARGET, { default: [] }),
+    provisionWaitMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 5000 }),
     minPasswordLength: Type.Integer({ minimum: 1, maximum: 1024, default: 8 }),
     reservedUsernames: Type.Array(Type.String({ minLength: 1 }), {
       default: ["admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "security", "support", "noc"],
@@ -289,6 +344,9 @@ function describe(error: ErrorObject): string {
     case "format":
       return `${path}: ${JSON.stringify(error.data)} is not a valid ${String(error.params.format)}`;
     case "anyOf": {
+      const types = ((error.parentSchema as { anyOf?: { properties?: { type?: { const?: unknown } } }[] } | undefined)?.anyOf ?? [])
+        .map((branch) => branch.properties?.type?.const);
+      if (types.length > 0 && types.every((type) => typeof type === "string")) return `${path}: "type" must be one of ${types.join(", ")}`;
       const forms = ((error.parentSchema as SchemaNode | undefined)?.anyOf ?? []).map((branch) =>
         branch.type === "object" ? "an object" : `a ${branch.type ?? "value"}${branch.pattern ? ` matching ${branch.pattern}` : ""}`);
       return `${path}: must be ${forms.join(" or ")}`;
@@ -296,6 +354,28 @@ function describe(error: ErrorObject): string {
     default:
       return `${path}: ${error.message ?? "is invalid"}`;
   }
+}
+
+/**
+ * anyOf reports each branch; the branch errors are noise next to the summary. A provisioning target
+ * names its branch by `type`: then that branch's own errors are the ones that help, and they replace it.
+ */
+function withoutBranchNoise(all: ErrorObject[]): ErrorObject[] {
+  const chosen = new Map<string, string>();
+  for (const e of all) {
+    if (e.keyword !== "anyOf") continue;
+    const type = (e.data as { type?: unknown } | null)?.type;
+    const branches = (e.parentSchema as { anyOf?: { properties?: { type?: { const?: unknown } } }[] } | undefined)?.anyOf ?? [];
+    const index = branches.findIndex((branch) => branch.properties?.type?.const !== undefined && branch.properties.type.const === type);
+    if (index >= 0) chosen.set(e.instancePath, `${e.schemaPath.replace(/\/anyOf$/, "")}/anyOf/${index}/`);
+  }
+  const inBranch = (e: ErrorObject, anyOfPath: string) => e.instancePath === anyOfPath || e.instancePath.startsWith(anyOfPath + "/");
+  return all.filter((e) => {
+    for (const [path, prefix] of chosen) {
+      if (inBranch(e, path)) return e.schemaPath.startsWith(prefix);
+    }
+    return !all.some((o) => o.keyword === "anyOf" && (e.instancePath === o.instancePath || e.instancePath === `${o.instancePath}/type`) && e !== o);
+  });
 }
 
 /**
@@ -309,9 +389,7 @@ export function parseConfig(raw: unknown, file = "(inline)", env: Environment = 
     : { overrides: [], problems: [] };
   if (applied.problems.length > 0) throw new ConfigError(file, applied.problems);
   if (!validateSchema(copy)) {
-    // anyOf reports each branch; the branch errors are noise next to the summary.
-    const errors = (validateSchema.errors ?? []).filter((e, _i, all) =>
-      !all.some((o) => o.keyword === "anyOf" && e.instancePath === o.instancePath && e !== o));
+    const errors = withoutBranchNoise(validateSchema.errors ?? []);
     const fromEnv = (error: ErrorObject) => {
       const path = keyPath(error);
       const source = applied.overrides.find((o) => path === o.path.join(".") || path.startsWith(o.path.join(".") + "."));
@@ -321,8 +399,28 @@ export function parseConfig(raw: unknown, file = "(inline)", env: Environment = 
   }
   // The schema's own type, checked (and its defaults filled in) by the schema.
   const config = copy;
+  const names = config.accounts.provision.map(provisionTargetName);
+  const twice = names.filter((name, i) => names.indexOf(name) !== i);
+  if (twice.length > 0) {
+    throw new ConfigError(file, [...new Set(twice)].map((name) => `accounts.provision: two targets are named ${JSON.stringify(name)}; give each a unique "name"`));
+  }
   config.publicUrl = config.publicUrl.replace(/\/+$/, "");
   return config;
+}
+
+/** A target's name in jobs, logs and `users list`: its own, else its type and where it makes accounts. */
+export function provisionTargetName(target: ProvisionTargetConfig): string {
+  if (target.name) return target.name;
+  switch (target.type) {
+    case "ejabberd":
+      return `ejabberd ${target.host}`;
+    case "xmpp":
+      return `xmpp ${target.domain}`;
+    case "ldap":
+      return `ldap ${target.baseDN}`;
+    case "http":
+      return `http ${new URL(target.url).host}`;
+  }
 }
 
 /** Reads and validates a config file, with the environment's GATEHOUSE__… overrides. */

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { ProvisionTargets } from "./accounts/from-config.ts";
 import type { Config } from "./config.ts";
 import { compileRules, type Rules } from "./domain/filters.ts";
 import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
@@ -37,6 +38,8 @@ export interface AppContext {
   notifyOutbox: () => void;
   /** Whether the store was last found full, so requests can be refused before an Argon2 hash. */
   writeHealth: WriteHealth;
+  /** The account servers of accounts.provision (DESIGN §9), rebuilt by a reload where they changed. */
+  targets: ProvisionTargets;
 }
 
 export interface ContextOptions {
@@ -74,6 +77,7 @@ function mailDirWarning(log: Logger): (message: string) => void {
 export async function createContext(config: Config, store: Store, options: ContextOptions): Promise<AppContext> {
   const random = options.random ?? cryptoRandom;
   const limiterBacking = options.limiterBacking ?? memoryBacking;
+  const clock = options.clock ?? systemClock;
   const secret = config.secret === undefined
     ? await store.loadSecret(createToken(random, 32))
     : await keepSecretOutOfStore(store, config.secret, options.log);
@@ -84,15 +88,16 @@ export async function createContext(config: Config, store: Store, options: Conte
     mailer: createMailTransport(config.mail, mailDirWarning(options.log)),
     limiters: createLimiters(config.register.throttleSeconds, limiterBacking),
     limiterBacking,
-    clock: options.clock ?? systemClock,
+    clock,
     random,
     log: options.log,
     secret,
     sealer: new Sealer(secret),
     templates: new Templates(options.templateDir),
-    metrics: new Metrics(store),
+    metrics: new Metrics(store, () => clock.now()),
     notifyOutbox: () => {},
     writeHealth: new WriteHealth(),
+    targets: new ProvisionTargets(config.accounts.provision),
   };
 }
 
@@ -121,4 +126,5 @@ export function applyConfig(ctx: AppContext, next: Config, templateDir?: string)
   ctx.mailer = mailer;
   ctx.limiters = limiters;
   if (mailer !== oldMailer) oldMailer.close();
+  ctx.targets.update(next.accounts.provision);
 }

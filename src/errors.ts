@@ -29,6 +29,8 @@ export type ErrorCode =
   | "STORAGE_FULL"
   | "REQUEST_INCOMPLETE"
   | "SERVER_BUSY"
+  | "ACCOUNT_SERVER_UNAVAILABLE"
+  | "USERNAME_TAKEN_DOWNSTREAM"
   | "STORE_UNAVAILABLE";
 
 export function statusOf(code: ErrorCode): number {
@@ -60,6 +62,7 @@ export function statusOf(code: ErrorCode): number {
     case "USERNAME_INVALID":
       return 406;
     case "USERNAME_TAKEN":
+    case "USERNAME_TAKEN_DOWNSTREAM":
     case "MAIL_TAKEN":
       return 409;
     case "INVITE_GONE":
@@ -73,6 +76,7 @@ export function statusOf(code: ErrorCode): number {
     case "THROTTLED":
     case "STORAGE_FULL":
     case "SERVER_BUSY":
+    case "ACCOUNT_SERVER_UNAVAILABLE":
     case "STORE_UNAVAILABLE":
       return 503;
   }

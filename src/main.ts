@@ -78,6 +78,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     sweeper?.stop();
     await outbox.stop();
     ctx.mailer.close();
+    await ctx.targets.close();
     await redis?.close();
     await store.close();
   };

@@ -72,6 +72,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly provisionJobs = new Counter({
+    name: "gatehouse_provision_jobs_total",
+    help: "Account server jobs (DESIGN §9) by target and outcome: made, taken, retry, failed",
+    labelNames: ["target", "outcome"] as const,
+    registers: [this.registry],
+  });
+
   readonly clientErrors = new Counter({
     name: "gatehouse_client_errors_total",
     help: "Requests the client did not finish: timeout (a body too slow), aborted, parse (not HTTP)",
@@ -79,7 +86,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(store: Pick<Store, "outboxDepth">) {
+  constructor(store: Pick<Store, "outboxDepth" | "provisionQueue">, now: () => number = Date.now) {
     new Gauge({
       name: "gatehouse_password_hash_queue",
       help: "Argon2 hashes and verifications queued or running; at its capacity new ones are answered 503",
@@ -94,6 +101,23 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.set(await store.outboxDepth());
+      },
+    });
+    new Gauge({
+      name: "gatehouse_provision_queue_depth",
+      help: "Account server jobs waiting to be done (queued, including those waiting for a retry)",
+      registers: [this.registry],
+      async collect() {
+        this.set((await store.provisionQueue()).depth);
+      },
+    });
+    new Gauge({
+      name: "gatehouse_provision_oldest_job_age_seconds",
+      help: "Age of the oldest account server job still waiting; 0 when none waits",
+      registers: [this.registry],
+      async collect() {
+        const oldest = (await store.provisionQueue()).oldestCreatedAt;
+        this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: "gatehouse_" });

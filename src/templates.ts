@@ -10,7 +10,8 @@ export const TEMPLATE_DIR = join(PACKAGE_ROOT, "templates");
 export interface PageModels {
   "verify-form": { action: string; error?: string };
   "verify-confirm": { action: string; username: string; expiresAt: string };
-  "verify-success": { username: string; alreadyActive: boolean };
+  /** shortly: an account server has not made the account yet (DESIGN §9); it will be ready shortly. */
+  "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean };
   "verify-failure": { action: string };
   error: { status: number; title: string; message: string };
   invite: {
@@ -24,7 +25,7 @@ export interface PageModels {
     minPasswordLength: number;
     expiresAt: string;
   };
-  "invite-success": { username: string; siteName: string; siteUrl: string };
+  "invite-success": { username: string; siteName: string; siteUrl: string; shortly?: boolean };
 }
 
 export type PageName = keyof PageModels;

@@ -28,6 +28,7 @@ export class EjabberdTarget implements AccountTarget {
   readonly type = "ejabberd";
   readonly name: string;
   readonly needsPassword = true;
+  readonly needsMail = false;
   readonly #options: EjabberdTargetOptions;
   readonly #base: string;
   readonly #authorization: string | undefined;

@@ -29,12 +29,14 @@ export class HttpTarget implements AccountTarget {
   readonly type = "http";
   readonly name: string;
   readonly needsPassword: boolean;
+  readonly needsMail: boolean;
   readonly #options: HttpTargetOptions;
   readonly #timeoutMs: number;
   readonly #now: () => number;
 
   constructor(options: HttpTargetOptions) {
     this.#options = options;
+    this.needsMail = options.includeMail === true;
     this.name = options.name ?? `http ${new URL(options.url).host}`;
     this.needsPassword = options.includePassword === true;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;

@@ -45,11 +45,13 @@ export class LdapTarget implements AccountTarget {
   readonly type = "ldap";
   readonly name: string;
   readonly needsPassword = false;
+  readonly needsMail: boolean;
   readonly #options: LdapTargetOptions;
   readonly #timeoutMs: number;
 
   constructor(options: LdapTargetOptions) {
     this.#options = options;
+    this.needsMail = options.includeMail === true;
     this.name = options.name ?? `ldap ${options.baseDN}`;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }

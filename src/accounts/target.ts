@@ -30,6 +30,8 @@ export interface AccountTarget {
   readonly name: string;
   /** Whether create() needs NewAccount.password; when false the password need not be kept for it. */
   readonly needsPassword: boolean;
+  /** Whether create() uses NewAccount.mail (includeMail); when false the address is not kept for it. */
+  readonly needsMail: boolean;
   check(username: string): Promise<Availability>;
   /**
    * "taken" only when the name belongs to someone else: a create that is retried after its first

@@ -52,6 +52,7 @@ export class XmppTarget implements AccountTarget {
   readonly type = "xmpp";
   readonly name: string;
   readonly needsPassword = true;
+  readonly needsMail = false;
   readonly #options: XmppTargetOptions;
   readonly #timeoutMs: number;
   #live: XmppSession | undefined;

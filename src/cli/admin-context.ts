@@ -1,13 +1,14 @@
 import type { Command } from "commander";
+import { ProvisionTargets } from "../accounts/from-config.ts";
 import { loadConfig, resolveConfigPath, type Config } from "../config.ts";
 import { systemClock, type AppContext } from "../context.ts";
 import { compileRules } from "../domain/filters.ts";
-import { cryptoRandom } from "../domain/secrets.ts";
+import { createToken, cryptoRandom, Sealer } from "../domain/secrets.ts";
 import { openStore } from "../store/open.ts";
 import { configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
-export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random">;
+export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random" | "sealer" | "targets">;
 
 export function readConfig(file: string | undefined): { path: string; config: Config } {
   const path = resolveConfigPath(file);
@@ -18,9 +19,13 @@ export function readConfig(file: string | undefined): { path: string; config: Co
 export async function withAdminContext<T>(io: Io, file: string | undefined, use: (ctx: AdminContext) => Promise<T>): Promise<T> {
   const { config } = readConfig(file);
   const store = await openStore(config.storage, { warn: (message) => io.err(`gatehouse: warning: ${message}`) });
+  // Jobs for the account servers are sealed as the service seals them (`users delete`).
+  const targets = new ProvisionTargets(config.accounts.provision);
   try {
-    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom });
+    const secret = config.secret ?? (await store.loadSecret(createToken(cryptoRandom, 32)));
+    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom, sealer: new Sealer(secret), targets });
   } finally {
+    await targets.close();
     await store.close();
   }
 }

@@ -71,7 +71,7 @@ export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError 
   return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
 }
 
-export function checkPassword(deps: { config: Pick<Config, "accounts"> }, password: string): void {
+export function checkPassword(deps: { config: { accounts: Pick<Config["accounts"], "minPasswordLength"> } }, password: string): void {
   const min = deps.config.accounts.minPasswordLength;
   if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`);
 }

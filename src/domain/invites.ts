@@ -5,7 +5,8 @@ import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, ref
 import type { Rules } from "./filters.ts";
 import { eventItem } from "./outbox-items.ts";
 import { hashPassword } from "./passwords.ts";
-import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource } from "./ports.ts";
+import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource, TargetDirectory } from "./ports.ts";
+import { awaitProvisioning, createJobs, refuseNameTakenDownstream, takenDownstreamError, type ProvisionResult } from "./provisioning.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
 import { usernameSkeleton } from "./username.ts";
 import type { WriteHealth } from "./write-health.ts";
@@ -107,6 +108,7 @@ export interface AcceptDeps extends InviteDeps {
   log: EventLog;
   notifyOutbox: OutboxNotifier;
   writeHealth: WriteHealth;
+  targets: TargetDirectory;
 }
 
 /**
@@ -118,7 +120,7 @@ export async function acceptInvite(
   token: string,
   name: string,
   password: string,
-): Promise<{ account: AccountSummary; invite: InviteRecord }> {
+): Promise<{ account: AccountSummary; invite: InviteRecord; provisioning: Exclude<ProvisionResult, "taken"> }> {
   const invite = await findLiveInvite(deps, token);
   const username = prepareRequestedName(name);
   refuseReservedName(deps, username);
@@ -130,11 +132,14 @@ export async function acceptInvite(
   const skeleton = usernameSkeleton(username);
   // A pending registration's name is taken too, here: an invite has no "pending" answer.
   await refuseHeldName(deps, username, skeleton, now, "USERNAME_TAKEN");
+  await refuseNameTakenDownstream(deps, username);
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
-  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] =>
-    webhook
+  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] => [
+    // The jobs come first: the account's events are held until every job is done (DESIGN §9).
+    ...createJobs(deps, account.username, { passwordHash, password }, now),
+    ...(webhook
       ? [
           eventItem(deps, {
             type: "user-registered",
@@ -147,15 +152,17 @@ export async function acceptInvite(
             data: { invite: invite.handle, issuer: describeIssuer(invite), username: account.username },
           }, now),
         ]
-      : [],
-  );
+      : []),
+  ]);
   if (!result.ok) {
     if (result.reason === "username-taken") throw nameHeldError({ holder: "account", lookalike: false }, "USERNAME_TAKEN");
     throw new AppError("INVITE_GONE", GONE_MESSAGES.used);
   }
   deps.log.info({ event: "user-registered", username: result.account.username, userId: result.account.id, via: "invite", invite: invite.handle }, "user-registered");
   if (webhook) deps.notifyOutbox();
-  return { account: result.account, invite };
+  const provisioning = await awaitProvisioning(deps, result.account.id, deps.notifyOutbox);
+  if (provisioning === "taken") throw takenDownstreamError();
+  return { account: result.account, invite, provisioning };
 }
 
 export function listInvites(deps: Pick<InviteDeps, "store">): Promise<InviteRecord[]> {

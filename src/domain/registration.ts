@@ -7,7 +7,8 @@ import type { Limiters } from "./limiter.ts";
 import type { CanonicalMail } from "./mail-address.ts";
 import { mailItem } from "./outbox-items.ts";
 import { hashPassword } from "./passwords.ts";
-import type { Clock, OutboxNotifier, PayloadSealer, RandomSource } from "./ports.ts";
+import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource, TargetDirectory } from "./ports.ts";
+import { refuseNameTakenDownstream, sealProvisionSecret } from "./provisioning.ts";
 import { createToken, hashMail, hashToken, matchesAnySecret } from "./secrets.ts";
 import { usernameSkeleton } from "./username.ts";
 import type { WriteHealth } from "./write-health.ts";
@@ -41,6 +42,8 @@ export interface RegisterDeps {
   sealer: PayloadSealer;
   notifyOutbox: OutboxNotifier;
   writeHealth: WriteHealth;
+  targets: TargetDirectory;
+  log: EventLog;
 }
 
 export function verifyLink(config: Pick<Config, "publicUrl" | "register">, token: string): string {
@@ -82,6 +85,8 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
   const now = clock.now();
   const skeleton = usernameSkeleton(username);
   await refuseHeldName(deps, username, skeleton, now, "USERNAME_PENDING");
+  // DESIGN §9: the name must be free on every account server too; one that does not answer is a 503.
+  await refuseNameTakenDownstream(deps, username);
 
   const throttleKey = addressKey(ip, config.register.ipv6Prefix);
   const throttled = config.register.throttleSeconds > 0 && limiters.throttle !== null && !findRange(ip, rules.whitelist);
@@ -115,7 +120,10 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
         ]
       : [];
     const result = await store.insertPending(
-      { username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt },
+      {
+        username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt,
+        sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail),
+      },
       outbox,
     );
     if (!result.ok) {

@@ -2,7 +2,8 @@ import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { NewOutboxItem, Store } from "../store/store.ts";
 import { eventItem } from "./outbox-items.ts";
-import type { Clock, EventLog, OutboxNotifier, PayloadSealer } from "./ports.ts";
+import type { Clock, EventLog, OutboxNotifier, PayloadSealer, TargetDirectory } from "./ports.ts";
+import { awaitProvisioning, createJobs, openProvisionSecret, takenDownstreamError, type ProvisionResult } from "./provisioning.ts";
 import { hashToken } from "./secrets.ts";
 
 export interface VerifyDeps {
@@ -12,6 +13,7 @@ export interface VerifyDeps {
   sealer: PayloadSealer;
   log: EventLog;
   notifyOutbox: OutboxNotifier;
+  targets: TargetDirectory;
 }
 
 export interface VerificationView {
@@ -23,6 +25,8 @@ export interface VerificationView {
 export interface VerificationResult {
   username: string;
   alreadyActive: boolean;
+  /** "shortly" when an account server has not made the account yet (DESIGN §9); "ready" otherwise. */
+  provisioning: Exclude<ProvisionResult, "taken">;
 }
 
 /** Reads what a token would complete, changing nothing: mail scanners fetch links before people do. */
@@ -36,8 +40,10 @@ export async function findVerification(deps: Pick<VerifyDeps, "store" | "clock">
 export async function completeVerification(deps: VerifyDeps, token: string): Promise<VerificationResult> {
   const now = deps.clock.now();
   const webhook = deps.config.events?.webhook;
-  const result = await deps.store.activatePending(hashToken(token), now, (account): NewOutboxItem[] =>
-    webhook
+  // The jobs come first: the account's events are held until every job is done (DESIGN §9).
+  const result = await deps.store.activatePending(hashToken(token), now, (account, sealed): NewOutboxItem[] => [
+    ...createJobs(deps, account.username, openProvisionSecret(deps, sealed), now),
+    ...(webhook
       ? [
           eventItem(deps, {
             type: "user-registered",
@@ -45,11 +51,13 @@ export async function completeVerification(deps: VerifyDeps, token: string): Pro
             data: { id: account.id, username: account.username, via: "verification" },
           }, now),
         ]
-      : [],
-  );
+      : []),
+  ]);
   if (!result) throw new AppError("TOKEN_UNKNOWN", "this verification code is unknown or has expired");
-  if (result.outcome === "already-active") return { username: result.username, alreadyActive: true };
+  if (result.outcome === "already-active") return { username: result.username, alreadyActive: true, provisioning: "ready" };
   deps.log.info({ event: "user-registered", username: result.account.username, userId: result.account.id }, "user-registered");
   if (webhook) deps.notifyOutbox();
-  return { username: result.account.username, alreadyActive: false };
+  const provisioning = await awaitProvisioning(deps, result.account.id, deps.notifyOutbox);
+  if (provisioning === "taken") throw takenDownstreamError();
+  return { username: result.account.username, alreadyActive: false, provisioning };
 }

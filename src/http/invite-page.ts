@@ -12,7 +12,7 @@ import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates" | "metrics">;
 
 // Refusals that are the person's to fix: the form comes back with the reason and what they typed.
-const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
+const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "USERNAME_TAKEN_DOWNSTREAM", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
 
 /** The invite link's page: who invited you, and a signup form that works without JavaScript. */
 export function invitePageRouter(deps: InvitePageDeps): Router {
@@ -63,10 +63,12 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
     try {
-      const { account } = await acceptInvite(deps, token, username, form["password"] ?? "");
+      const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "");
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
-      sendPage(ctx, deps.templates, "invite-success", { username: account.username, siteName: siteName(), siteUrl: deps.config.publicUrl });
+      sendPage(ctx, deps.templates, "invite-success", {
+        username: account.username, siteName: siteName(), siteUrl: deps.config.publicUrl, shortly: provisioning === "shortly",
+      });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
         showForm(ctx, token, invite, { username, error: err.message }, err.status);

@@ -26,8 +26,9 @@ async function complete(ctx: Context, deps: VerifyRouteDeps, token: string): Pro
   });
   deps.metrics.verifications.inc({ outcome: result.alreadyActive ? "already_active" : "created" });
   ctx.set("Cache-Control", "no-store");
-  if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive };
-  else sendPage(ctx, deps.templates, "verify-success", result);
+  // `ready: false` only when an account server has yet to make the account; otherwise the answer is as it always was.
+  if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive, ...(result.provisioning === "shortly" ? { ready: false } : {}) };
+  else sendPage(ctx, deps.templates, "verify-success", { ...result, shortly: result.provisioning === "shortly" });
 }
 
 /** The verification pages: Prosody's form, the mailed link's confirm page, and completion. */

@@ -1,12 +1,13 @@
 import type { AppContext } from "../context.ts";
 import type { EventPayload, MailPayload } from "../domain/outbox-items.ts";
+import { removeJobs, type ProvisionPayload } from "../domain/provisioning.ts";
 import { signatureHeader } from "../domain/secrets.ts";
 import { isStoreUnavailable } from "../errors.ts";
 import { scrubRemoteText } from "../scrub.ts";
-import type { OutboxItem } from "../store/store.ts";
+import { PROVISION_TAKEN, type OutboxItem } from "../store/store.ts";
 import { isPermanentMailError } from "./transport.ts";
 
-export type OutboxDeps = Pick<AppContext, "store" | "mailer" | "clock" | "log" | "sealer" | "templates" | "config" | "metrics">;
+export type OutboxDeps = Pick<AppContext, "store" | "mailer" | "clock" | "log" | "sealer" | "templates" | "config" | "metrics" | "targets" | "notifyOutbox">;
 
 /** Retry delays: 2 s doubling to 10 min; after MAX_ATTEMPTS a message is marked failed and left for an admin. */
 export const MAX_ATTEMPTS = 25;
@@ -25,6 +26,9 @@ const GATHER_MS = 50;
 const PURGE_MS = 1_000;
 
 class PermanentFailure extends Error {}
+
+/** A create job whose target says the name is someone else's: the account is removed everywhere else. */
+class NameTakenDownstream extends Error {}
 
 /**
  * Sends what the outbox holds. Rows are leased, not locked, so a sender that dies mid-send
@@ -140,26 +144,36 @@ export class OutboxSender {
 
   async #deliver(item: OutboxItem): Promise<void> {
     const { store, clock, log } = this.deps;
-    let recipient: string | undefined;
+    let secrets: string[] = [];
     try {
-      const payload = JSON.parse(this.deps.sealer.open(item.payload)) as MailPayload | EventPayload;
+      const payload = JSON.parse(this.deps.sealer.open(item.payload)) as MailPayload | EventPayload | ProvisionPayload;
       if (item.kind === "mail") {
-        recipient = (payload as MailPayload).to;
+        secrets = [(payload as MailPayload).to];
         await this.#sendMail(payload as MailPayload, item);
+      } else if (item.kind === "provision") {
+        const job = payload as ProvisionPayload;
+        secrets = job.op === "create" ? [job.password, job.mail, job.passwordHash].filter((s): s is string => s !== undefined) : [];
+        await this.#provision(job, item);
       } else {
         await this.#sendEvent(payload as EventPayload, item);
       }
     } catch (err) {
-      // The SMTP server's or the receiver's words, logged and kept in last_error: addresses out.
-      const reason = scrubRemoteText(err instanceof Error ? err.message : String(err), recipient === undefined ? [] : [recipient]);
+      if (err instanceof NameTakenDownstream) {
+        await this.#nameTaken(item, err.message);
+        return;
+      }
+      // The SMTP server's, the receiver's or the account server's words, logged and kept in
+      // last_error: addresses and passwords out.
+      const reason = scrubRemoteText(err instanceof Error ? err.message : String(err), secrets);
       const permanent = err instanceof PermanentFailure || isPermanentMailError(err);
+      if (item.kind === "provision") this.deps.metrics.provisionJobs.inc({ target: item.target ?? "", outcome: permanent || item.attempts >= MAX_ATTEMPTS ? "failed" : "retry" });
       if (permanent || item.attempts >= MAX_ATTEMPTS) {
-        log.error({ outboxId: item.id, kind: item.kind, attempts: item.attempts, reason }, "outbox item failed for good");
+        log.error({ outboxId: item.id, kind: item.kind, target: item.target ?? undefined, attempts: item.attempts, reason }, "outbox item failed for good");
         await store.markOutboxFailed(item.id, reason, clock.now());
         this.deps.metrics.outbox.inc({ kind: item.kind, result: "failed" });
       } else {
         const delay = backoffMs(item.attempts);
-        log.warn({ outboxId: item.id, kind: item.kind, attempts: item.attempts, retryInMs: delay, reason }, "outbox send failed, will retry");
+        log.warn({ outboxId: item.id, kind: item.kind, target: item.target ?? undefined, attempts: item.attempts, retryInMs: delay, reason }, "outbox send failed, will retry");
         await store.markOutboxRetry(item.id, clock.now() + delay, reason);
         this.deps.metrics.outbox.inc({ kind: item.kind, result: "retried" });
       }
@@ -169,6 +183,35 @@ export class OutboxSender {
     // sent again once the lease runs out (at least once, never lost).
     await store.markOutboxSent(item.id, clock.now());
     this.deps.metrics.outbox.inc({ kind: item.kind, result: "sent" });
+  }
+
+  /** Runs a provision job on its target: made is sent, taken removes the account, anything else is retried. */
+  async #provision(job: ProvisionPayload, item: OutboxItem): Promise<void> {
+    const target = item.target === null ? undefined : this.deps.targets.get(item.target);
+    // Queued for a target the config no longer has: failed with that reason, for `users list`.
+    if (!target) throw new PermanentFailure(`target ${JSON.stringify(item.target)} is no longer configured`);
+    const answer = job.op === "create"
+      ? await target.create({ username: job.username, password: job.password, passwordHash: job.passwordHash, mail: job.mail })
+      : await target.remove(job.username);
+    if (answer.outcome === "taken") throw new NameTakenDownstream(job.username);
+    if (answer.outcome === "retry") throw new Error(answer.reason);
+    this.deps.metrics.provisionJobs.inc({ target: target.name, outcome: "made" });
+    this.deps.log.info({ outboxId: item.id, target: target.name, op: job.op, outcome: "made", attempts: item.attempts }, "account server job done");
+  }
+
+  /**
+   * A target made the name someone else's between accepting and completing: the job fails with
+   * PROVISION_TAKEN (the waiting page shows 409), and the account goes: its name and mail are free
+   * in gatehouse again, and every other target removes what it may already have made.
+   */
+  async #nameTaken(item: OutboxItem, username: string): Promise<void> {
+    const { store, clock, log } = this.deps;
+    const now = clock.now();
+    this.deps.metrics.provisionJobs.inc({ target: item.target ?? "", outcome: "taken" });
+    log.warn({ outboxId: item.id, target: item.target, outcome: "taken", userId: item.userId }, "account server says the name is taken; removing the account");
+    await store.markOutboxFailed(item.id, PROVISION_TAKEN, now);
+    await store.removeAccount(username, now, () => removeJobs(this.deps, username, now, item.target ?? undefined), { restoreInvite: true });
+    this.deps.notifyOutbox();
   }
 
   async #sendMail(payload: MailPayload, item: OutboxItem): Promise<void> {

@@ -2,12 +2,46 @@ import { sql, type Insertable } from "kysely";
 import { affected, query, type Db } from "./db.ts";
 import { ACCOUNT_COLUMNS, toAccount } from "./rows.ts";
 import type { Tables } from "./schema.ts";
-import type { Store } from "./store.ts";
+import { insertOutbox } from "./outbox.ts";
+import type { AccountSummary, Store } from "./store.ts";
 
 const listAccounts = query((q) => q.selectFrom("users").select(ACCOUNT_COLUMNS).where("state", "=", sql.lit("active")).orderBy("username"));
 // Its sessions go with it (ON DELETE CASCADE), and with it the claim on its mail hash.
 const deleteAccount = query((q, p: { username: string }) =>
   q.deleteFrom("users").where("username", "=", p.username).where("state", "=", sql.lit("active")),
+);
+const removeActive = query((q, p: { username: string }) =>
+  q
+    .deleteFrom("users")
+    .where("username", "=", p.username)
+    .where("state", "=", sql.lit("active"))
+    .returning([...ACCOUNT_COLUMNS, "invite_id"]),
+);
+const giveUseBack = query((q, p: { id: number }) =>
+  q
+    .updateTable("invites")
+    .set((eb) => ({ uses_left: eb("uses_left", "+", 1) }))
+    .where("id", "=", p.id)
+    .whereRef("uses_left", "<", "uses_total"),
+);
+// Its jobs not yet sent have no account left to make: their payloads (the sealed password) go,
+// and those still queued are failed so no sender takes them; a job in flight keeps its state.
+const voidJobs = query((q, p: { userId: number; now: number }) =>
+  q
+    .updateTable("outbox")
+    .set((eb) => ({
+      payload: null,
+      lease_until: null,
+      state: eb.case().when("state", "=", sql.lit("queued")).then(sql.lit<"failed">("failed")).else(eb.ref("state")).end(),
+      last_error: eb.case().when("state", "=", sql.lit("queued")).then(sql.lit("account removed")).else(eb.ref("last_error")).end(),
+      done_at: eb.fn.coalesce("done_at", eb.val(p.now)),
+    }))
+    .where("user_id", "=", p.userId)
+    .where("kind", "=", sql.lit("provision"))
+    .where("state", "<>", sql.lit("sent")),
+);
+const dropQueuedEvents = query((q, p: { userId: number }) =>
+  q.deleteFrom("outbox").where("user_id", "=", p.userId).where("kind", "=", sql.lit("event")).where("state", "=", sql.lit("queued")),
 );
 const forgetTokens = query((q, p: { before: number }) =>
   q
@@ -25,7 +59,9 @@ const findLogin = query((q, p: { username: string }) =>
     .where("state", "=", sql.lit("active")),
 );
 
-export function accountsStore(db: Db): Pick<Store, "listAccounts" | "deleteAccount" | "forgetTokensVerifiedBefore" | "findLogin"> {
+export function accountsStore(
+  db: Db,
+): Pick<Store, "listAccounts" | "deleteAccount" | "removeAccount" | "forgetTokensVerifiedBefore" | "findLogin"> {
   return {
     async listAccounts() {
       return (await db.run("rerun", (q) => listAccounts(q, {}))).rows.map(toAccount);
@@ -34,6 +70,22 @@ export function accountsStore(db: Db): Pick<Store, "listAccounts" | "deleteAccou
     async deleteAccount(username) {
       // A second run would report the account it deleted as not found.
       return affected(await db.run("once", (q) => deleteAccount(q, { username }))) > 0;
+    },
+
+    async removeAccount(username, now, jobs, options = {}) {
+      return db.write(async (tx): Promise<AccountSummary | null> => {
+        const [row] = (await removeActive(tx, { username })).rows;
+        if (!row) return null;
+        const account = toAccount(row);
+        if (options.restoreInvite && row.invite_id != null) await giveUseBack(tx, { id: row.invite_id });
+        await voidJobs(tx, { userId: account.id, now });
+        await dropQueuedEvents(tx, { userId: account.id });
+        await insertOutbox(tx, jobs(account), null);
+        // The erased payloads may linger in SQLite's WAL until purgeErased.
+        if (db.dialect === "sqlite") db.erased = true;
+        return account;
+        // A second run would report the account it removed as not found (and queue no remove jobs).
+      }, "unavailable");
     },
 
     async forgetTokensVerifiedBefore(before) {

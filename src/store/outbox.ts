@@ -1,17 +1,24 @@
 import { sql } from "kysely";
-import { query, type Db, type Dialect, type Q } from "./db.ts";
-import { toOutboxItem } from "./rows.ts";
+import { affected, query, type Db, type Dialect, type Q } from "./db.ts";
+import { toOutboxItem, toProvisionJob } from "./rows.ts";
 import type { NewOutboxItem, RequeueMailResult, Store } from "./store.ts";
 
-const insertItem = query((q, p: NewOutboxItem & { userId: number | null }) =>
+const insertItem = query((q, p: Omit<NewOutboxItem, "target"> & { target: string | null; userId: number | null }) =>
   q
     .insertInto("outbox")
-    .values({ kind: p.kind, user_id: p.userId, payload: p.payload, next_attempt_at: p.createdAt, created_at: p.createdAt }),
+    .values({
+      kind: p.kind,
+      user_id: p.userId,
+      target: p.target,
+      payload: p.payload,
+      next_attempt_at: p.createdAt,
+      created_at: p.createdAt,
+    }),
 );
 
 /** Queues `items` for `userId`, due when created; part of the caller's transaction. */
 export async function insertOutbox(q: Q, items: readonly NewOutboxItem[], userId: number | null): Promise<void> {
-  for (const item of items) await insertItem(q, { ...item, userId });
+  for (const item of items) await insertItem(q, { ...item, target: item.target ?? null, userId });
 }
 
 const ERROR_LENGTH = 500;
@@ -19,7 +26,9 @@ const ERROR_LENGTH = 500;
 /**
  * Leases due items. Ordered by due time so the plan walks the partial index of queued rows
  * (outbox_due); ordered by id it scanned every row ever sent. An account's events keep their
- * order by the EXISTS: an earlier event stays 'queued' until its sender commits the outcome.
+ * order by the first EXISTS: an earlier event stays 'queued' until its sender commits the outcome.
+ * They are held, by the second, while any of the account's provision jobs is not sent, so
+ * user-registered goes out once the account exists on every target (DESIGN §9).
  */
 const claim = (dialect: Dialect) =>
   query((q, p: { now: number; leaseUntil: number; limit: number }) =>
@@ -37,15 +46,25 @@ const claim = (dialect: Dialect) =>
             eb.not(
               eb.and([
                 eb("o.kind", "=", sql.lit("event")),
-                eb.exists(
-                  eb
-                    .selectFrom("outbox as e")
-                    .select(sql.lit(1).as("one"))
-                    .where("e.kind", "=", sql.lit("event"))
-                    .where("e.state", "=", sql.lit("queued"))
-                    .whereRef("e.user_id", "=", "o.user_id")
-                    .whereRef("e.id", "<", "o.id"),
-                ),
+                eb.or([
+                  eb.exists(
+                    eb
+                      .selectFrom("outbox as e")
+                      .select(sql.lit(1).as("one"))
+                      .where("e.kind", "=", sql.lit("event"))
+                      .where("e.state", "=", sql.lit("queued"))
+                      .whereRef("e.user_id", "=", "o.user_id")
+                      .whereRef("e.id", "<", "o.id"),
+                  ),
+                  eb.exists(
+                    eb
+                      .selectFrom("outbox as j")
+                      .select(sql.lit(1).as("one"))
+                      .where("j.kind", "=", sql.lit("provision"))
+                      .where("j.state", "<>", sql.lit("sent"))
+                      .whereRef("j.user_id", "=", "o.user_id"),
+                  ),
+                ]),
               ]),
             ),
           )
@@ -57,7 +76,7 @@ const claim = (dialect: Dialect) =>
           // out. SQLite has one writer at a time and no row locks.
           .$if(dialect === "postgres", (qb) => qb.forUpdate("o").skipLocked()),
       )
-      .returning(["id", "kind", "payload", "attempts", "user_id"]),
+      .returning(["id", "kind", "payload", "attempts", "user_id", "target"]),
   );
 // The payload held the address and the token; once sent it has no reason to exist.
 const markSent = query((q, p: { id: number; now: number }) =>
@@ -114,9 +133,63 @@ const requeue = query((q, p: { id: number; now: number }) =>
     .where("id", "=", p.id),
 );
 
+// The latest job per account and target: a retried or re-made account shows its newest state.
+const provisionJobs = (ofOne: boolean) =>
+  query((q, p: { userId: number }) =>
+    q
+      .selectFrom("outbox as o")
+      .select(["o.user_id", "o.target", "o.state", "o.last_error"])
+      .where("o.kind", "=", sql.lit("provision"))
+      .where("o.user_id", "is not", null)
+      .$if(ofOne, (qb) => qb.where("o.user_id", "=", p.userId))
+      .where("o.id", "=", (eb) =>
+        eb
+          .selectFrom("outbox as l")
+          .select((eb) => eb.fn.max("l.id").as("latest"))
+          .where("l.kind", "=", sql.lit("provision"))
+          .whereRef("l.user_id", "=", "o.user_id")
+          .whereRef("l.target", "=", "o.target"),
+      )
+      .orderBy("o.user_id")
+      .orderBy("o.target"),
+  );
+const allProvisionJobs = provisionJobs(false);
+const provisionJobsOf = provisionJobs(true);
+const activeId = query((q, p: { username: string }) =>
+  q.selectFrom("users").select("id").where("username", "=", p.username).where("state", "=", sql.lit("active")),
+);
+// A job whose payload was erased (the account was removed meanwhile) has nothing left to send.
+const retryJobs = query((q, p: { userId: number; now: number }) =>
+  q
+    .updateTable("outbox")
+    .set({ state: "queued", attempts: 0, next_attempt_at: p.now, done_at: null })
+    .where("user_id", "=", p.userId)
+    .where("kind", "=", sql.lit("provision"))
+    .where("state", "in", ["queued", "failed"])
+    .where("payload", "is not", null),
+);
+const provisionQueue = query((q) =>
+  q
+    .selectFrom("outbox")
+    .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.min("created_at").as("oldest")])
+    .where("kind", "=", sql.lit("provision"))
+    .where("state", "=", sql.lit("queued")),
+);
+
 export function outboxStore(
   db: Db,
-): Pick<Store, "claimOutbox" | "markOutboxSent" | "markOutboxRetry" | "markOutboxFailed" | "outboxDepth" | "requeuePendingMail"> {
+): Pick<
+  Store,
+  | "claimOutbox"
+  | "markOutboxSent"
+  | "markOutboxRetry"
+  | "markOutboxFailed"
+  | "outboxDepth"
+  | "requeuePendingMail"
+  | "listProvisionJobs"
+  | "retryProvision"
+  | "provisionQueue"
+> {
   const claimDue = claim(db.dialect);
   const latestMailOf = latestMail(db.dialect);
   return {
@@ -155,6 +228,26 @@ export function outboxStore(
         return { ok: true, previous: item.state };
         // A second run would report the mail it requeued as found queued.
       }, "unavailable");
+    },
+
+    async listProvisionJobs(userId) {
+      const jobs = userId === undefined ? allProvisionJobs : provisionJobsOf;
+      return (await db.run("rerun", (q) => jobs(q, { userId: userId ?? 0 }))).rows.map(toProvisionJob);
+    },
+
+    async retryProvision(username, now) {
+      return db.write(async (tx): Promise<number | null> => {
+        const [user] = (await activeId(tx, { username })).rows;
+        if (!user) return null;
+        return affected(await retryJobs(tx, { userId: user.id, now }));
+        // A second run sets the same jobs due now with no attempts again, and counts them again;
+        // one sent or failed by a sender in between is what an admin's retry a moment later would meet.
+      }, "rerun");
+    },
+
+    async provisionQueue() {
+      const row = (await db.run("rerun", (q) => provisionQueue(q, {}))).rows[0]!;
+      return { depth: Number(row.n), oldestCreatedAt: row.oldest == null ? null : Number(row.oldest) };
     },
   };
 }

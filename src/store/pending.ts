@@ -68,7 +68,7 @@ const mailHolder = query((q, p: { mailHash: string; now: number }) =>
     .where("mail_hash", "=", p.mailHash)
     .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", p.now)])),
 );
-const insertPending = query((q, p: NewPending) =>
+const insertPending = query((q, p: NewPending & { sealedSecret: string | null }) =>
   q
     .insertInto("users")
     .values({
@@ -81,6 +81,7 @@ const insertPending = query((q, p: NewPending) =>
       ip: p.ip,
       created_at: p.createdAt,
       expires_at: p.expiresAt,
+      sealed_secret: p.sealedSecret,
     })
     .returning("id"),
 );
@@ -96,12 +97,16 @@ const activatedAt = query((q, p: { tokenHash: string; now: number }) =>
 const byTokenHash = query((q, p: { tokenHash: string }) =>
   q.selectFrom("users").select(["username", "state", "expires_at"]).where("token_hash", "=", p.tokenHash),
 );
+// Written only with the pending row, so read before the UPDATE it is the row's as activated.
+const sealedSecret = query((q, p: { tokenHash: string }) =>
+  q.selectFrom("users").select("sealed_secret").where("token_hash", "=", p.tokenHash).where("state", "=", sql.lit("pending")),
+);
 // On PostgreSQL a concurrent completion holds the row lock; once it commits, this UPDATE
 // re-checks state = 'pending' against the new row and matches nothing.
 const activate = query((q, p: { tokenHash: string; now: number }) =>
   q
     .updateTable("users")
-    .set({ state: "active", verified_at: p.now, expires_at: null, ip: null })
+    .set({ state: "active", verified_at: p.now, expires_at: null, ip: null, sealed_secret: null })
     .where("token_hash", "=", p.tokenHash)
     .where("state", "=", sql.lit("pending"))
     .where("expires_at", ">", p.now)
@@ -155,7 +160,7 @@ export function pendingStore(
         return await db.write(
           async (tx): Promise<InsertPendingResult> => {
             await voidExpiredPending(db, tx, pending.createdAt, pending);
-            const { id } = (await insertPending(tx, pending)).rows[0]!;
+            const { id } = (await insertPending(tx, { ...pending, sealedSecret: pending.sealedSecret ?? null })).rows[0]!;
             await insertOutbox(tx, outbox, id);
             return { ok: true, id };
           },
@@ -181,10 +186,14 @@ export function pendingStore(
     async activatePending(tokenHash, now, events) {
       return db.write(
         async (tx): Promise<ActivateResult | null> => {
+          const [sealed] = (await sealedSecret(tx, { tokenHash })).rows;
           const [row] = (await activate(tx, { tokenHash, now })).rows;
           if (row) {
             const account = toAccount(row);
-            await insertOutbox(tx, events(account), account.id);
+            const secret = sealed?.sealed_secret ?? null;
+            // The secret may linger in SQLite's WAL until purgeErased.
+            if (secret !== null && db.dialect === "sqlite") db.erased = true;
+            await insertOutbox(tx, events(account, secret), account.id);
             return { outcome: "created", account };
           }
           const [active] = (await activeByTokenHash(tx, { tokenHash })).rows;

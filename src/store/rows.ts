@@ -1,6 +1,6 @@
 import type { Selectable } from "kysely";
 import type { Tables } from "./schema.ts";
-import type { AccountSummary, ApiKeyRecord, InviteRecord, OutboxItem, PendingSummary, TokenLookup } from "./store.ts";
+import type { AccountSummary, ApiKeyRecord, InviteRecord, OutboxItem, PendingSummary, ProvisionJobState, TokenLookup } from "./store.ts";
 
 type Users = Selectable<Tables["users"]>;
 
@@ -50,8 +50,16 @@ export function toPendingSummary(
   };
 }
 
-export function toOutboxItem(row: Pick<Selectable<Tables["outbox"]>, "id" | "kind" | "payload" | "attempts" | "user_id">): OutboxItem {
-  return { id: row.id, kind: row.kind, payload: row.payload!, attempts: row.attempts, userId: row.user_id };
+export function toOutboxItem(
+  row: Pick<Selectable<Tables["outbox"]>, "id" | "kind" | "payload" | "attempts" | "user_id" | "target">,
+): OutboxItem {
+  return { id: row.id, kind: row.kind, payload: row.payload!, attempts: row.attempts, userId: row.user_id, target: row.target };
+}
+
+export function toProvisionJob(
+  row: Pick<Selectable<Tables["outbox"]>, "user_id" | "target" | "state" | "last_error">,
+): ProvisionJobState {
+  return { userId: row.user_id!, target: row.target!, state: row.state, lastError: row.last_error };
 }
 
 /** What a verification token's row means at `now`: a live pending registration, an account, or nothing. */

@@ -26,11 +26,15 @@ export interface Tables {
     verified_at: number | null;
     invited_by: string | null;
     invite_id: number | null;
+    /** Sealed JSON a provisioning target needs in the clear; held only while pending, erased on activation. */
+    sealed_secret: string | null;
   };
   outbox: {
     id: Generated<number>;
-    kind: "mail" | "event";
+    kind: "mail" | "event" | "provision";
     user_id: number | null;
+    /** The accounts.provision target a "provision" job is for; null for other kinds. */
+    target: string | null;
     payload: string | null;
     state: Generated<"queued" | "sent" | "failed">;
     attempts: Generated<number>;

@@ -13,15 +13,23 @@ export interface NewPending {
   ip: string;
   createdAt: number;
   expiresAt: number;
+  /**
+   * Sealed JSON of what a provisioning target needs in the clear (the password, the address), kept
+   * only while the registration is pending: activatePending hands it to the jobs and erases it.
+   */
+  sealedSecret?: string | null;
 }
 
-export type OutboxKind = "mail" | "event";
+/** "provision": a job that creates or removes an account on one target of accounts.provision (DESIGN §9). */
+export type OutboxKind = "mail" | "event" | "provision";
 
 export interface NewOutboxItem {
   kind: OutboxKind;
   /** Sealed (encrypted) JSON; see Sealer. */
   payload: string;
   createdAt: number;
+  /** The target a "provision" job is for (its name in accounts.provision). */
+  target?: string;
 }
 
 export interface OutboxItem {
@@ -30,7 +38,19 @@ export interface OutboxItem {
   payload: string;
   attempts: number;
   userId: number | null;
+  target: string | null;
 }
+
+/** The latest create job of one account on one target. */
+export interface ProvisionJobState {
+  userId: number;
+  target: string;
+  state: "queued" | "sent" | "failed";
+  lastError: string | null;
+}
+
+/** The last_error a create job is failed with when its target says the name belongs to someone else. */
+export const PROVISION_TAKEN = "taken";
 
 export type InsertPendingResult =
   | { ok: true; id: number }
@@ -163,7 +183,7 @@ export interface Store {
   activatePending(
     tokenHash: string,
     now: number,
-    events: (account: AccountSummary) => NewOutboxItem[],
+    events: (account: AccountSummary, sealedSecret: string | null) => NewOutboxItem[],
   ): Promise<ActivateResult | null>;
   listPending(now: number): Promise<PendingSummary[]>;
   listAccounts(): Promise<AccountSummary[]>;
@@ -218,4 +238,28 @@ export interface Store {
    * a sent mail's payload is erased. A lease still running is kept, so a send in flight is not doubled.
    */
   requeuePendingMail(username: string, now: number): Promise<RequeueMailResult>;
+
+  // --- provisioning (DESIGN §9): jobs are outbox items of kind "provision" with a target ---
+  //
+  // An account's events are held (claimOutbox) while any of its provision jobs is not sent, so
+  // user-registered goes out once the account exists on every target.
+
+  /** The latest create job per account and target; of one account, or of all accounts. */
+  listProvisionJobs(userId?: number): Promise<ProvisionJobState[]>;
+  /**
+   * Deletes an active account (its name and mail are free again) and, in the same transaction,
+   * voids its unsent provision jobs (payloads erased, state failed) and queued events, and queues
+   * `jobs(account)` (remove jobs, with no account id). With `restoreInvite` an account made with an
+   * invite gives the invite its use back (the account never came to be). Null when there is no such account.
+   */
+  removeAccount(
+    username: string,
+    now: number,
+    jobs: (account: AccountSummary) => NewOutboxItem[],
+    options?: { restoreInvite?: boolean },
+  ): Promise<AccountSummary | null>;
+  /** Makes an account's queued and failed provision jobs due now, attempts reset; null when there is no such account. */
+  retryProvision(username: string, now: number): Promise<number | null>;
+  /** Provision jobs waiting (queued), and when the oldest of them was queued. */
+  provisionQueue(): Promise<{ depth: number; oldestCreatedAt: number | null }>;
 }

@@ -1,24 +1,11 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { Client } from "ldapts";
 import { LdapTarget } from "../../src/accounts/ldap.ts";
 import { hashPassword } from "../../src/domain/passwords.ts";
-import { slapdMissing, startSlapd, type SlapdServer } from "../helpers/slapd.ts";
+import { bindsAs, slapdMissing, startSlapd, type SlapdServer } from "../helpers/slapd.ts";
 
 const PASSWORD = `correct horse &<>"' battery`;
-
-/** `ldapwhoami -D uid=NAME,… -w PASSWORD`: a simple bind, as any LDAP login would do, checked by slapd's argon2 module. */
-function bindsAs(server: SlapdServer, username: string, password: string): boolean {
-  const result = spawnSync("ldapwhoami", ["-x", "-H", server.url, "-D", `uid=${username},${server.baseDN}`, "-w", password], {
-    encoding: "utf8",
-    timeout: 10_000,
-  });
-  if (result.status !== 0 && !/Invalid credentials \(49\)/.test(result.stderr)) {
-    throw new Error(`ldapwhoami failed oddly (${result.status}): ${result.stderr}`);
-  }
-  return result.status === 0;
-}
 
 describe("OpenLDAP slapd 2.5 (Debian's package) with the argon2 module", { skip: slapdMissing }, () => {
   let server: SlapdServer;

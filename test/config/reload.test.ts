@@ -135,6 +135,8 @@ interface LiveCase {
   after: unknown;
 }
 
+let provisionNames = 0;
+
 const LIVE: LiveCase[] = [
   {
     keys: ["publicUrl"],
@@ -266,6 +268,31 @@ const LIVE: LiveCase[] = [
     observe: async (s) => [(await post(s, { username: "helpdesk" })).code, (await post(s, { username: "webmaster" })).code],
     before: ["ok", "USERNAME_RESERVED"],
     after: ["USERNAME_RESERVED", "ok"],
+  },
+  {
+    // A registration's name is asked about on the account servers in force (DESIGN §9).
+    keys: ["accounts.provision"],
+    edit: (c) => (c.accounts = { ...c.accounts, provision: [{ type: "http", url: "RECEIVER/accounts", checkUrl: "RECEIVER/check", secret: HOOK_SECRET_1 }] }),
+    observe: async (s) => {
+      const answer = await post(s, { username: `prov${++provisionNames}` });
+      return [answer.code, s.hooks.deliveries.filter((d) => d.path === "/check").length];
+    },
+    before: ["ok", 0],
+    after: ["ok", 1],
+  },
+  {
+    // Completing waits that long for an account server that cannot be reached (port 1 refuses).
+    keys: ["accounts.provisionWaitMs"],
+    initial: { accounts: { provisionWaitMs: 0, provision: [{ type: "http", url: "http://127.0.0.1:1/accounts", secret: HOOK_SECRET_1 }] } },
+    edit: (c) => (c.accounts = { ...c.accounts, provisionWaitMs: 700 }),
+    observe: async (s) => {
+      const { token } = await post(s, { username: `wait${++provisionNames}` });
+      const started = performance.now();
+      assert.equal(await verify(s, token), 200);
+      return performance.now() - started >= 600;
+    },
+    before: false,
+    after: true,
   },
   {
     keys: ["events.webhook.url", "events.webhook.secret"],

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,4 +68,16 @@ index uid eq
 access to attrs=userPassword by anonymous auth by self write by * none
 access to * by * read
 `;
+}
+
+/** `ldapwhoami -D uid=NAME,… -w PASSWORD`: a simple bind, as any LDAP login does, checked by slapd's argon2 module. */
+export function bindsAs(server: SlapdServer, username: string, password: string): boolean {
+  const result = spawnSync("ldapwhoami", ["-x", "-H", server.url, "-D", `uid=${username},${server.baseDN}`, "-w", password], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if (result.status !== 0 && !/Invalid credentials \(49\)/.test(result.stderr)) {
+    throw new Error(`ldapwhoami failed oddly (${result.status}): ${result.stderr}`);
+  }
+  return result.status === 0;
 }

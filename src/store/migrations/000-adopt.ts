@@ -5,16 +5,17 @@ import { outboxEventOrder } from "./003-outbox-event-order.ts";
 import { usersAutoincrement } from "./004-users-autoincrement.ts";
 import { usersSkeleton } from "./005-users-skeleton.ts";
 import { fillSkeletons } from "./006-fill-skeletons.ts";
+import { provision } from "./007-provision.ts";
 import { recordStep, type Migration } from "./types.ts";
 
 /**
  * The steps a database made before this list existed already has. SQLite files counted their
- * steps in `PRAGMA user_version` (1 to 6 were the steps 001 to 006); PostgreSQL schemas kept
- * `schema_migrations`, where version 1 made what 001 and 002 make, version 2 was 003, 3 was 005
- * and 4 was 006 (004 changes nothing on PostgreSQL). The old bookkeeping is left as it was.
+ * steps in `PRAGMA user_version` (1 to 7 were the steps 001 to 007); PostgreSQL schemas kept
+ * `schema_migrations`, where version 1 made what 001 and 002 make, version 2 was 003, 3 was 005,
+ * 4 was 006 and 5 was 007 (004 changes nothing on PostgreSQL). The old bookkeeping is left as it was.
  */
-const SQLITE_VERSIONS = [core, keysInvitesSessions, outboxEventOrder, usersAutoincrement, usersSkeleton, fillSkeletons];
-const POSTGRES_VERSIONS = [[core, keysInvitesSessions], [outboxEventOrder], [usersSkeleton], [fillSkeletons]];
+const SQLITE_VERSIONS = [core, keysInvitesSessions, outboxEventOrder, usersAutoincrement, usersSkeleton, fillSkeletons, provision];
+const POSTGRES_VERSIONS = [[core, keysInvitesSessions], [outboxEventOrder], [usersSkeleton], [fillSkeletons], [provision]];
 
 /** Records the steps an existing database has had, so the runner applies only the rest; on an empty one it records nothing. */
 export const adopt: Migration = {

@@ -12,6 +12,12 @@ export async function createUsersIndexes(db: Kysely<any>): Promise<void> {
     .execute();
 }
 
+/** The outbox's indexes of this step; 007 rebuilds the table on SQLite and makes them again. */
+export async function createOutboxIndexes(db: Kysely<any>): Promise<void> {
+    await db.schema.createIndex("outbox_due").on("outbox").column("next_attempt_at").where(sql.ref("state"), "=", "queued").execute();
+    await db.schema.createIndex("outbox_user").on("outbox").column("user_id").execute();
+}
+
 /** The service secret, users (pending and active in one table, so names and mail hashes are unique across both) and the outbox. */
 export const core: Migration = {
   name: "001-core",
@@ -51,7 +57,6 @@ export const core: Migration = {
       .addColumn("created_at", "bigint", (c) => c.notNull())
       .addColumn("done_at", "bigint")
       .execute();
-    await db.schema.createIndex("outbox_due").on("outbox").column("next_attempt_at").where(sql.ref("state"), "=", "queued").execute();
-    await db.schema.createIndex("outbox_user").on("outbox").column("user_id").execute();
+    await createOutboxIndexes(db);
   },
 };
