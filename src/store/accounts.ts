@@ -25,7 +25,7 @@ const giveUseBack = query((q, p: { id: number }) =>
     .whereRef("uses_left", "<", "uses_total"),
 );
 // Its jobs not yet sent have no account left to make: their payloads (the sealed password) go,
-// and those still queued are failed so no sender takes them; a job in flight keeps its state.
+// and those still queued (a sender's lease too) are failed so none is taken again.
 const voidJobs = query((q, p: { userId: number; now: number }) =>
   q
     .updateTable("outbox")

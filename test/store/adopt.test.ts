@@ -133,7 +133,20 @@ async function checkAdopted(store: Store, full: boolean): Promise<void> {
     (await store.claimOutbox(T0 + 2, T0 + DAY, 10)).map((i) => i.payload),
     ["pia-sealed-mail", "quinn-mail", "pia-created"],
   );
-  assert.deepEqual((await store.listAccounts()).map((a) => a.username), ["olga", "pia", "rita"]);
+  // Provisioning's columns (007): the sealed secret is handed over on activation, a job names its target.
+  const tess = pending({ username: "tess", mailHash: "tess-mail", sealedSecret: "tess-sealed" });
+  assert.equal((await store.insertPending(tess, [])).ok, true);
+  let handed: string | null = null;
+  await store.activatePending(tess.tokenHash, T0 + 2, (_, secret) => {
+    handed = secret;
+    return [{ kind: "provision", target: "xmpp", payload: "tess-job", createdAt: T0 + 2 }];
+  });
+  assert.equal(handed, "tess-sealed");
+  assert.deepEqual(
+    (await store.claimOutbox(T0 + 2, T0 + DAY, 10)).map((i) => [i.kind, i.target, i.payload]),
+    [["provision", "xmpp", "tess-job"]],
+  );
+  assert.deepEqual((await store.listAccounts()).map((a) => a.username), ["olga", "pia", "rita", "tess"]);
 
   // An account id is not handed out again (SQLite files before step 4 get AUTOINCREMENT now),
   // and deleting an account still ends its sessions.

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { usernameSkeleton } from "../../src/domain/username.ts";
+import { connectDb, type Q } from "../../src/store/db.ts";
 import { connectStore, openStore } from "../../src/store/open.ts";
 import type { AccountSummary, NewAccount, NewInvite, NewOutboxItem, NewPending, OutboxItem, Store } from "../../src/store/store.ts";
 
@@ -20,6 +21,17 @@ export interface StoreFixture {
   connect(): Promise<Store>;
   /** Closes every instance and removes the database. */
   dispose(): Promise<void>;
+  /** Runs `work` on a handle of its own to the fixture's database, for what no Store method shows (an erased column). */
+  inspect<T>(work: (q: Q) => Promise<T>): Promise<T>;
+}
+
+async function inspectAt<T>(url: string, work: (q: Q) => Promise<T>): Promise<T> {
+  const db = await connectDb(url);
+  try {
+    return await work(db.q);
+  } finally {
+    await db.close();
+  }
 }
 
 export type MakeStore = (options?: { migrated?: boolean }) => Promise<StoreFixture>;
@@ -59,6 +71,10 @@ export function mail(payload = "sealed-mail", createdAt = T0): NewOutboxItem {
 
 export function event(payload = "sealed-event", createdAt = T0): NewOutboxItem {
   return { kind: "event", payload, createdAt };
+}
+
+export function job(target: string, payload = `sealed-job-${target}`, createdAt = T0): NewOutboxItem {
+  return { kind: "provision", target, payload, createdAt };
 }
 
 export function invite(fields: Partial<NewInvite> = {}): NewInvite {
@@ -114,6 +130,7 @@ const sqlite: MakeStore = async ({ migrated = true } = {}) => {
       for (const s of opened) await s.close();
       rmSync(dir, { recursive: true, force: true });
     },
+    inspect: (work) => inspectAt(url, work),
   };
 };
 
@@ -167,6 +184,7 @@ const postgres: MakeStore = async ({ migrated = true } = {}) => {
       for (const s of opened) await s.close();
       await schema.drop();
     },
+    inspect: (work) => inspectAt(schema.url, work),
   };
 };
 
