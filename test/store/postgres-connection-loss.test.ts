@@ -218,6 +218,31 @@ if (!PG) {
     await assert.rejects(store.requeuePendingMail(p.username, T0 + 1000), isUnavailable);
   });
 
+  test("a COMMIT whose answer was lost: removeAccount, which cannot tell, is STORE_UNAVAILABLE; the account went once with one remove job", async () => {
+    const p = pending();
+    assert.ok((await store.insertPending(p, [])).ok);
+    const job = (payload: string) => ({ kind: "provision" as const, target: "xmpp", payload, createdAt: T0 + 1000 });
+    await store.activatePending(p.tokenHash, T0 + 1000, () => [job("create")]);
+    proxy.cutNext({ marker: "commit", deliver: true });
+    await assert.rejects(store.removeAccount(p.username, T0 + 2000, () => [job(`remove-${p.username}`)]), isUnavailable);
+    assert.equal(await count("users WHERE username = $1", [p.username]), 0);
+    assert.equal(await count("outbox WHERE payload = $1", [`remove-${p.username}`]), 1);
+  });
+
+  test("a COMMIT whose answer was lost: retryProvision runs again and answers how many jobs are due", async () => {
+    const p = pending();
+    assert.ok((await store.insertPending(p, [])).ok);
+    const created = await store.activatePending(p.tokenHash, T0 + 1000, () => [
+      { kind: "provision", target: "ldap", payload: "create", createdAt: T0 + 1000 },
+    ]);
+    assert.equal(created?.outcome, "created");
+    const userId = created.outcome === "created" ? created.account.id : 0;
+    await admin.query(`UPDATE ${schema}.outbox SET state = 'failed', attempts = 5 WHERE user_id = $1`, [userId]);
+    proxy.cutNext({ marker: "commit", deliver: true });
+    assert.equal(await store.retryProvision(p.username, T0 + 2000), 1);
+    assert.equal(await count("outbox WHERE user_id = $1 AND state = 'queued' AND attempts = 0", [userId]), 1);
+  });
+
   test("a single write that cannot be run twice (a new API key) is STORE_UNAVAILABLE when its answer is lost", async () => {
     proxy.cutNext({ marker: 'insert into "api_keys"', deliver: true });
     const id = randomBytes(4).toString("hex");
