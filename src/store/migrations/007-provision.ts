@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import { createOutboxIndexes } from "./001-core.ts";
 import { createEventOrderIndex } from "./003-outbox-event-order.ts";
-import type { Migration } from "./types.ts";
+import { rebuildSqliteTable, type Migration } from "./types.ts";
 
 /**
  * Provisioning (DESIGN §9): jobs are outbox items of kind 'provision' naming their target; the
@@ -13,18 +13,15 @@ export const provision: Migration = {
   name: "007-provision",
   async up(db, dialect) {
     if (dialect === "sqlite") {
-      const { rows } = await sql<{ sql: string }>`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'`.execute(db);
-      const definition = rows[0]?.sql ?? "";
-      const rebuilt = definition
-        .replace(/^CREATE TABLE "?outbox"?/i, 'CREATE TABLE "outbox_new"')
-        .replace(/(kind"? in \('mail', 'event')\)/i, "$1, 'provision')");
-      if (!/^CREATE TABLE "outbox_new"/.test(rebuilt) || !/'event', 'provision'\)/.test(rebuilt)) {
-        throw new Error("007: the outbox table does not have the definition this step rebuilds");
-      }
-      await sql.raw(rebuilt).execute(db);
-      await sql`INSERT INTO outbox_new SELECT * FROM outbox`.execute(db);
-      await db.schema.dropTable("outbox").execute();
-      await db.schema.alterTable("outbox_new").renameTo("outbox").execute();
+      await rebuildSqliteTable(
+        db,
+        "outbox",
+        (definition) => {
+          const rebuilt = definition.replace(/(kind"? in \('mail', 'event')\)/i, "$1, 'provision')");
+          return rebuilt === definition ? null : rebuilt;
+        },
+        "007",
+      );
       await createOutboxIndexes(db);
       await createEventOrderIndex(db);
     } else {
