@@ -1,24 +1,38 @@
+import { accountsStore } from "./accounts.ts";
+import { connectDb, type ConnectOptions, type Db } from "./db.ts";
+import { invitesStore } from "./invites.ts";
+import { keysStore } from "./keys.ts";
+import { metaStore } from "./meta.ts";
+import { migrate } from "./migrate.ts";
+import { outboxStore } from "./outbox.ts";
+import { pendingStore } from "./pending.ts";
+import { sessionsStore } from "./sessions.ts";
 import type { Store } from "./store.ts";
-import { PostgresStore, type PostgresStoreOptions } from "./postgres/postgres-store.ts";
-import { SqliteStore } from "./sqlite/sqlite-store.ts";
 
-export interface OpenStoreOptions {
-  /** Told each time a store file or directory open to other users was tightened. */
-  warn?: (message: string) => void;
+/** The one Store, composed from its features over one database handle. */
+export function composeStore(db: Db): Store {
+  return {
+    kind: db.dialect,
+    migrate: () => migrate(db),
+    close: () => db.close(),
+    ...metaStore(db),
+    ...pendingStore(db),
+    ...accountsStore(db),
+    ...keysStore(db),
+    ...invitesStore(db),
+    ...sessionsStore(db),
+    ...outboxStore(db),
+  };
+}
+
+/** A store on the database a `storage` URL names, as it is: not migrated (another instance may be doing that). */
+export async function connectStore(url: string, options: ConnectOptions = {}): Promise<Store> {
+  return composeStore(await connectDb(url, options));
 }
 
 /** Opens and migrates the store a `storage` URL names. */
-export async function openStore(url: string, options: OpenStoreOptions & PostgresStoreOptions = {}): Promise<Store> {
-  let store: Store;
-  if (url.startsWith("sqlite:")) {
-    const sqlite = SqliteStore.open(url);
-    for (const notice of sqlite.fileNotices) options.warn?.(notice);
-    store = sqlite;
-  } else if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
-    store = await PostgresStore.open(url, options);
-  } else {
-    throw new Error(`storage ${url.split(":")[0]}: expected a sqlite: or postgres:// URL`);
-  }
+export async function openStore(url: string, options: ConnectOptions = {}): Promise<Store> {
+  const store = await connectStore(url, options);
   try {
     await store.migrate();
   } catch (err) {

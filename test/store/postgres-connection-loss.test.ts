@@ -15,7 +15,7 @@ import type { NewPending, Store } from "../../src/store/store.ts";
 const PG = process.env["GATEHOUSE_TEST_PG"];
 
 interface Cut {
-  /** Cut the connection that sends a message containing this text. */
+  /** Cut the connection that sends a message containing this text (the SQL as Kysely writes it: lower-case keywords, quoted names). */
   marker: string;
   /** Let the message through first (and the server act on it), then cut before the answer comes back. */
   deliver: boolean;
@@ -151,7 +151,7 @@ if (!PG) {
 
   test("a COMMIT that went through but whose answer was lost: insertPending answers ok with the stored id, not a conflict", async () => {
     const p = pending();
-    proxy.cutNext({ marker: "COMMIT", deliver: true });
+    proxy.cutNext({ marker: "commit", deliver: true });
     const result = await store.insertPending(p, [{ kind: "mail", payload: "sealed", createdAt: T0 }]);
     assert.equal(proxy.cuts, 1);
     assert.ok(result.ok, JSON.stringify(result));
@@ -164,7 +164,7 @@ if (!PG) {
   test("a COMMIT cut before it reached the server: insertPending runs again and stores one registration", async () => {
     const p = pending();
     const cutsBefore = proxy.cuts;
-    proxy.cutNext({ marker: "COMMIT", deliver: false });
+    proxy.cutNext({ marker: "commit", deliver: false });
     const result = await store.insertPending(p, [{ kind: "mail", payload: "sealed", createdAt: T0 }]);
     assert.equal(proxy.cuts, cutsBefore + 1);
     assert.ok(result.ok, JSON.stringify(result));
@@ -174,7 +174,7 @@ if (!PG) {
 
   test("a statement cut inside a transaction: insertPending runs again from BEGIN and stores one registration", async () => {
     const p = pending();
-    proxy.cutNext({ marker: "INSERT INTO users", deliver: true });
+    proxy.cutNext({ marker: 'insert into "users"', deliver: true });
     const result = await store.insertPending(p, []);
     assert.ok(result.ok, JSON.stringify(result));
     assert.equal(await count("users WHERE username = $1", [p.username]), 1);
@@ -183,7 +183,7 @@ if (!PG) {
   test("a COMMIT whose answer was lost: activatePending answers 'created' with the account, once", async () => {
     const p = pending();
     assert.ok((await store.insertPending(p, [])).ok);
-    proxy.cutNext({ marker: "COMMIT", deliver: true });
+    proxy.cutNext({ marker: "commit", deliver: true });
     let asked = 0;
     const result = await store.activatePending(p.tokenHash, T0 + 1000, () => {
       asked += 1;
@@ -201,7 +201,7 @@ if (!PG) {
       handle: `h-${tag}`, tokenHash: `it-${tag}`, issuerKind: "user", issuerId: "1", issuerName: "alice",
       username: null, uses: 2, createdAt: T0, expiresAt: T0 + 86_400_000,
     });
-    proxy.cutNext({ marker: "COMMIT", deliver: true });
+    proxy.cutNext({ marker: "commit", deliver: true });
     const result = await store.acceptInvite(`it-${tag}`, T0 + 1000, { username: `inv${tag}`, skeleton: `inv${tag}`, passwordHash: `argon2-${tag}` }, () => []);
     assert.ok(result.ok, JSON.stringify(result));
     assert.equal(result.account.username, `inv${tag}`);
@@ -214,12 +214,37 @@ if (!PG) {
     const inserted = await store.insertPending(p, [{ kind: "mail", payload: "sealed", createdAt: T0 }]);
     assert.ok(inserted.ok);
     await admin.query(`UPDATE ${schema}.outbox SET state = 'failed' WHERE user_id = $1`, [inserted.id]);
-    proxy.cutNext({ marker: "COMMIT", deliver: true });
+    proxy.cutNext({ marker: "commit", deliver: true });
     await assert.rejects(store.requeuePendingMail(p.username, T0 + 1000), isUnavailable);
   });
 
+  test("a COMMIT whose answer was lost: removeAccount, which cannot tell, is STORE_UNAVAILABLE; the account went once with one remove job", async () => {
+    const p = pending();
+    assert.ok((await store.insertPending(p, [])).ok);
+    const job = (payload: string) => ({ kind: "provision" as const, target: "xmpp", payload, createdAt: T0 + 1000 });
+    await store.activatePending(p.tokenHash, T0 + 1000, () => [job("create")]);
+    proxy.cutNext({ marker: "commit", deliver: true });
+    await assert.rejects(store.removeAccount(p.username, T0 + 2000, () => [job(`remove-${p.username}`)]), isUnavailable);
+    assert.equal(await count("users WHERE username = $1", [p.username]), 0);
+    assert.equal(await count("outbox WHERE payload = $1", [`remove-${p.username}`]), 1);
+  });
+
+  test("a COMMIT whose answer was lost: retryProvision runs again and answers how many jobs are due", async () => {
+    const p = pending();
+    assert.ok((await store.insertPending(p, [])).ok);
+    const created = await store.activatePending(p.tokenHash, T0 + 1000, () => [
+      { kind: "provision", target: "ldap", payload: "create", createdAt: T0 + 1000 },
+    ]);
+    assert.equal(created?.outcome, "created");
+    const userId = created.outcome === "created" ? created.account.id : 0;
+    await admin.query(`UPDATE ${schema}.outbox SET state = 'failed', attempts = 5 WHERE user_id = $1`, [userId]);
+    proxy.cutNext({ marker: "commit", deliver: true });
+    assert.equal(await store.retryProvision(p.username, T0 + 2000), 1);
+    assert.equal(await count("outbox WHERE user_id = $1 AND state = 'queued' AND attempts = 0", [userId]), 1);
+  });
+
   test("a single write that cannot be run twice (a new API key) is STORE_UNAVAILABLE when its answer is lost", async () => {
-    proxy.cutNext({ marker: "INSERT INTO api_keys", deliver: true });
+    proxy.cutNext({ marker: 'insert into "api_keys"', deliver: true });
     const id = randomBytes(4).toString("hex");
     await assert.rejects(store.insertApiKey({ id, name: "cut", secretHash: "h", createdAt: T0 }), isUnavailable);
     // It did go in: a second run would have failed on the key instead of telling the truth.
@@ -229,7 +254,7 @@ if (!PG) {
   test("a read cut in flight runs again and answers", async () => {
     const p = pending();
     assert.ok((await store.insertPending(p, [])).ok);
-    proxy.cutNext({ marker: "SELECT state FROM users", deliver: true });
+    proxy.cutNext({ marker: 'select "state" from "users"', deliver: true });
     assert.equal(await store.findNameHolder(p.username, T0), "pending");
   });
 

@@ -1,4 +1,4 @@
-import { AppError } from "../../errors.ts";
+import { AppError } from "../errors.ts";
 
 /*
  * What a PostgreSQL restart, a failover or an idle-connection reaper does to a pool: connections

@@ -1,0 +1,131 @@
+import { sql } from "kysely";
+import { affected, query, uniqueViolation, type Db } from "./db.ts";
+import { insertOutbox } from "./outbox.ts";
+import { voidExpiredPending } from "./pending.ts";
+import { ACCOUNT_COLUMNS, toAccount, toInvite } from "./rows.ts";
+import type { AcceptInviteResult, NewAccount, NewInvite, Store } from "./store.ts";
+
+const insertInvite = query((q, p: NewInvite) =>
+  q
+    .insertInto("invites")
+    .values({
+      handle: p.handle,
+      token_hash: p.tokenHash,
+      issuer_kind: p.issuerKind,
+      issuer_id: p.issuerId,
+      issuer_name: p.issuerName,
+      username: p.username,
+      uses_total: p.uses,
+      uses_left: p.uses,
+      created_at: p.createdAt,
+      expires_at: p.expiresAt,
+    })
+    .returningAll(),
+);
+const byTokenHash = query((q, p: { tokenHash: string }) => q.selectFrom("invites").selectAll().where("token_hash", "=", p.tokenHash));
+const byHandle = query((q, p: { handle: string }) => q.selectFrom("invites").selectAll().where("handle", "=", p.handle));
+const listInvites = query((q) => q.selectFrom("invites").selectAll().orderBy("created_at").orderBy("id"));
+const revokeInvite = query((q, p: { id: number; now: number }) =>
+  q.updateTable("invites").set({ revoked_at: p.now }).where("id", "=", p.id).where("revoked_at", "is", null),
+);
+// On PostgreSQL the row lock taken here makes concurrent accepts of one invite queue; each
+// re-checks uses_left > 0 against the committed row, so a one-use invite has exactly one winner.
+const useInvite = query((q, p: { tokenHash: string; now: number }) =>
+  q
+    .updateTable("invites")
+    .set((eb) => ({ uses_left: eb("uses_left", "-", 1) }))
+    .where("token_hash", "=", p.tokenHash)
+    .where("uses_left", ">", 0)
+    .where("revoked_at", "is", null)
+    .where("expires_at", ">", p.now)
+    .returning(["id", "issuer_name"]),
+);
+const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string; inviteId: number }) =>
+  q
+    .insertInto("users")
+    .values({
+      username: p.username,
+      skeleton: p.skeleton,
+      password_hash: p.passwordHash,
+      state: "active",
+      created_at: p.now,
+      verified_at: p.now,
+      invited_by: p.invitedBy,
+      invite_id: p.inviteId,
+    })
+    .returning(ACCOUNT_COLUMNS),
+);
+
+const acceptedAs = query((q, p: { username: string; passwordHash: string }) =>
+  q
+    .selectFrom("users")
+    .select(ACCOUNT_COLUMNS)
+    .where("username", "=", p.username)
+    .where("password_hash", "=", p.passwordHash)
+    .where("state", "=", sql.lit("active")),
+);
+
+/** Thrown inside acceptInvite's transaction to roll it back, so the invite keeps its use. */
+class NameTaken extends Error {}
+
+export function invitesStore(
+  db: Db,
+): Pick<Store, "insertInvite" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "acceptInvite"> {
+  const { q } = db;
+  return {
+    async insertInvite(invite) {
+      return toInvite((await db.run("once", (q) => insertInvite(q, invite))).rows[0]!);
+    },
+
+    async findInviteByTokenHash(tokenHash) {
+      const [row] = (await db.run("rerun", (q) => byTokenHash(q, { tokenHash }))).rows;
+      return row ? toInvite(row) : null;
+    },
+
+    async findInviteByHandle(handle) {
+      const [row] = (await db.run("rerun", (q) => byHandle(q, { handle }))).rows;
+      return row ? toInvite(row) : null;
+    },
+
+    async listInvites() {
+      return (await db.run("rerun", (q) => listInvites(q, {}))).rows.map(toInvite);
+    },
+
+    async revokeInvite(id, now) {
+      // A second run would report the invite it revoked as already revoked.
+      return affected(await db.run("once", (q) => revokeInvite(q, { id, now }))) > 0;
+    },
+
+    async acceptInvite(tokenHash, now, account, events) {
+      try {
+        return await db.write(
+          async (tx): Promise<AcceptInviteResult> => {
+            const [invite] = (await useInvite(tx, { tokenHash, now })).rows;
+            if (!invite) return { ok: false, reason: "gone" };
+            // A pending registration that has run out no longer holds its name.
+            await voidExpiredPending(db, tx, now, { username: account.username });
+            let created;
+            try {
+              const inserted = await insertInvited(tx, { ...account, now, invitedBy: invite.issuer_name, inviteId: invite.id });
+              created = toAccount(inserted.rows[0]!);
+            } catch (err) {
+              if (uniqueViolation(err) === "username") throw new NameTaken();
+              throw err;
+            }
+            await insertOutbox(tx, events(created), created.id);
+            return { ok: true, account: created };
+          },
+          // The password hash is salted afresh for this request: an account holding it is this
+          // transaction's commit. A plain second run would find the name taken (409) or the invite used (410).
+          async () => {
+            const [row] = (await acceptedAs(q, account)).rows;
+            return row ? { ok: true, account: toAccount(row) } : null;
+          },
+        );
+      } catch (err) {
+        if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
+        throw err;
+      }
+    },
+  };
+}

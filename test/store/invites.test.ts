@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import type { AccountSummary } from "../../src/store/store.ts";
+import { T0, MINUTE, pending, event, invite, insertOk, createAccount, claimAll, storeContract, account } from "./fixture.ts";
+
+storeContract("invites", (it) => {
+  it("an inserted invite is found by its token hash and by its handle", async (store) => {
+    const inv = invite({ issuerKind: "key", issuerId: "k1", issuerName: "bot", username: "reserved", uses: 3 });
+    const record = await store.insertInvite(inv);
+    assert.deepEqual(record, {
+      id: record.id,
+      handle: inv.handle,
+      issuerKind: "key",
+      issuerId: "k1",
+      issuerName: "bot",
+      username: "reserved",
+      usesTotal: 3,
+      usesLeft: 3,
+      createdAt: inv.createdAt,
+      expiresAt: inv.expiresAt,
+      revokedAt: null,
+    });
+    assert.ok(Number.isInteger(record.id), "Number.isInteger(record.id)");
+    assert.deepEqual(await store.findInviteByTokenHash(inv.tokenHash), record);
+    assert.deepEqual(await store.findInviteByHandle(inv.handle), record);
+    assert.equal(await store.findInviteByTokenHash("nope"), null);
+    assert.equal(await store.findInviteByHandle("nope"), null);
+  });
+
+  it("listInvites lists in creation order and revokeInvite revokes once", async (store) => {
+    const second = await store.insertInvite(invite({ createdAt: T0 + 1 }));
+    const first = await store.insertInvite(invite({ createdAt: T0 }));
+    assert.deepEqual((await store.listInvites()).map((i) => i.id), [first.id, second.id]);
+    assert.equal(await store.revokeInvite(first.id, T0 + 5), true);
+    assert.equal(await store.revokeInvite(first.id, T0 + 6), false);
+    assert.equal(await store.revokeInvite(first.id + second.id + 100, T0), false);
+    assert.equal((await store.findInviteByHandle(first.handle))?.revokedAt, T0 + 5);
+    assert.equal((await store.findInviteByHandle(second.handle))?.revokedAt, null);
+  });
+
+  it("accepting an invite creates an account invited by its issuer and uses one use", async (store) => {
+    const inv = invite({ issuerName: "alice", uses: 2 });
+    await store.insertInvite(inv);
+    const seen: AccountSummary[] = [];
+    const result = await store.acceptInvite(inv.tokenHash, T0 + 1, account("bob", "bob-hash"), (a) => {
+      seen.push(a);
+      return [event("joined", T0 + 1)];
+    });
+    if (!result.ok) assert.fail(`accept refused: ${result.reason}`);
+    assert.deepEqual(result.account, {
+      id: result.account.id,
+      username: "bob",
+      createdAt: T0 + 1,
+      hasMail: false,
+      invitedBy: "alice",
+    });
+    assert.deepEqual(seen, [result.account]);
+    assert.equal((await store.findInviteByTokenHash(inv.tokenHash))?.usesLeft, 1);
+    assert.deepEqual(await store.findLogin("bob"), { id: result.account.id, username: "bob", passwordHash: "bob-hash" });
+    assert.deepEqual(
+      (await claimAll(store, T0 + 1)).map((i) => [i.kind, i.payload, i.userId]),
+      [["event", "joined", result.account.id]],
+    );
+  });
+
+  it("an invite that is used up, expired or revoked is gone", async (store) => {
+    const used = invite({ uses: 1 });
+    const expiring = invite({ expiresAt: T0 + MINUTE });
+    const revoked = invite();
+    await store.insertInvite(used);
+    await store.insertInvite(expiring);
+    const revokedRecord = await store.insertInvite(revoked);
+    await store.revokeInvite(revokedRecord.id, T0);
+    const accept = (tokenHash: string, username: string, now = T0) =>
+      store.acceptInvite(tokenHash, now, account(username), () => [event()]);
+
+    assert.equal((await accept(used.tokenHash, "first")).ok, true);
+    assert.deepEqual(await accept(used.tokenHash, "second"), { ok: false, reason: "gone" });
+    assert.deepEqual(await accept(expiring.tokenHash, "third", T0 + MINUTE), { ok: false, reason: "gone" });
+    assert.deepEqual(await accept(revoked.tokenHash, "fourth"), { ok: false, reason: "gone" });
+    assert.deepEqual(await accept("no-such-invite", "fifth"), { ok: false, reason: "gone" });
+    assert.deepEqual((await store.listAccounts()).map((a) => a.username), ["first"]);
+    assert.equal(await store.outboxDepth(), 1);
+    assert.equal((await store.findInviteByTokenHash(expiring.tokenHash))?.usesLeft, 1);
+    assert.equal((await store.findInviteByTokenHash(revoked.tokenHash))?.usesLeft, 1);
+  });
+
+  it("a taken name leaves the invite's uses unchanged", async (store) => {
+    await createAccount(store, { username: "account" });
+    await insertOk(store, pending({ username: "waiting" }));
+    const inv = invite({ uses: 1 });
+    await store.insertInvite(inv);
+    for (const username of ["account", "waiting"]) {
+      const result = await store.acceptInvite(inv.tokenHash, T0, account(username), () => [event()]);
+      assert.deepEqual(result, { ok: false, reason: "username-taken" });
+    }
+    assert.equal((await store.findInviteByTokenHash(inv.tokenHash))?.usesLeft, 1);
+    assert.equal(await store.outboxDepth(), 0);
+    assert.deepEqual((await store.listAccounts()).map((a) => a.username), ["account"]);
+  });
+
+  it("an expired pending registration does not keep its name from an invited account", async (store) => {
+    const old = pending({ username: "juliet", expiresAt: T0 + MINUTE });
+    await insertOk(store, old);
+    const inv = invite();
+    await store.insertInvite(inv);
+    const result = await store.acceptInvite(inv.tokenHash, T0 + MINUTE, account("juliet"), () => []);
+    assert.equal(result.ok, true);
+    assert.equal(await store.findByTokenHash(old.tokenHash, T0), null);
+  });
+
+  it("of 20 concurrent accepts of a one-use invite exactly one wins", async (store, fixture) => {
+    const inv = invite({ uses: 1 });
+    await store.insertInvite(inv);
+    const other = await fixture.connect();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? other : store).acceptInvite(inv.tokenHash, T0, account(`guest${i}`), () => [
+          event(),
+        ]),
+      ),
+    );
+    assert.equal(results.filter((r) => r.ok).length, 1);
+    assert.equal(results.filter((r) => !r.ok && r.reason === "gone").length, 19);
+    assert.equal((await store.findInviteByTokenHash(inv.tokenHash))?.usesLeft, 0);
+    assert.equal((await store.listAccounts()).length, 1);
+    assert.equal(await store.outboxDepth(), 1);
+  });
+});
