@@ -71,9 +71,11 @@ export function provisionScenarios(name: string, startServer: () => Promise<Scen
     cfg?.remove();
   });
 
+  const tokens: string[] = [];
   const register = async (username: string, password = PASSWORD) => {
     const fields = registration({ username, password });
     const answer = await postRegistrationTo(svc.service.url, fields);
+    if (answer.status === 200) tokens.push(answer.text.trim());
     return { ...answer, mail: fields.mail };
   };
   const complete = async (token: string) => {
@@ -181,6 +183,10 @@ export function provisionScenarios(name: string, startServer: () => Promise<Scen
     assert.ok(text.length > 0);
     for (const secret of [PASSWORD, "correct horse"]) assert.equal(text.includes(secret), false, `the log holds ${secret}`);
     assert.doesNotMatch(text, /@example\.org/);
+    // The dir: transport (development only) logs the link it wrote, by design; no other line may hold a token.
+    const others = svc.logs.lines.filter((line) => line["msg"] !== "verification mail written").map((line) => JSON.stringify(line)).join("\n");
+    assert.ok(tokens.length > 0);
+    for (const token of tokens) assert.equal(others.includes(token), false, "a verification token is in the log");
   });
 }
 
