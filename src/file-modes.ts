@@ -1,4 +1,5 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 
 /**
  * The store and the `dir:` mail directory hold what another local user must not read (mail
@@ -59,9 +60,9 @@ export function preparePrivateDir(dir: string): string[] {
  * 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database file's mode, so
  * those made later are 0600 too), and existing looser files tightened. Returns what was tightened.
  */
-export function prepareSqliteFiles(file: string, dir: string): string[] {
+export function prepareSqliteFiles(file: string): string[] {
   if (process.platform === "win32") return [];
-  const notices = preparePrivateDir(dir);
+  const notices = preparePrivateDir(dirname(file));
   for (const suffix of ["", "-wal", "-shm", "-journal"]) {
     const notice = tighten(file + suffix, "file");
     if (notice) notices.push(notice);

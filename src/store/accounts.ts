@@ -82,7 +82,7 @@ export function accountsStore(
         await dropQueuedEvents(tx, { userId: account.id });
         await insertOutbox(tx, jobs(account), null);
         // The erased payloads may linger in SQLite's WAL until purgeErased.
-        if (db.dialect === "sqlite") db.erased = true;
+        db.erased = true;
         return account;
         // A second run would report the account it removed as not found (and queue no remove jobs).
       }, "unavailable");

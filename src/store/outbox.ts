@@ -201,7 +201,7 @@ export function outboxStore(
     async markOutboxSent(id, now) {
       await db.run("rerun", (q) => markSent(q, { id, now }));
       // The payload may linger in SQLite's WAL until purgeErased.
-      if (db.dialect === "sqlite") db.erased = true;
+      db.erased = true;
     },
 
     async markOutboxRetry(id, nextAttemptAt, error) {

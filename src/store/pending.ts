@@ -40,7 +40,7 @@ export async function voidExpiredPending(
     await q.deleteFrom("outbox").where("kind", "=", sql.lit("mail")).where("state", "=", sql.lit("queued")).where("user_id", "in", batch).execute();
   }
   // Their payloads may linger in SQLite's WAL until purgeErased.
-  if (ids.length > 0 && db.dialect === "sqlite") db.erased = true;
+  if (ids.length > 0) db.erased = true;
   return ids.length;
 }
 
@@ -192,7 +192,7 @@ export function pendingStore(
             const account = toAccount(row);
             const secret = sealed?.sealed_secret ?? null;
             // The secret may linger in SQLite's WAL until purgeErased.
-            if (secret !== null && db.dialect === "sqlite") db.erased = true;
+            if (secret !== null) db.erased = true;
             await insertOutbox(tx, events(account, secret), account.id);
             return { outcome: "created", account };
           }

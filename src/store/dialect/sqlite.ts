@@ -1,4 +1,4 @@
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import Database from "better-sqlite3";
 import {
   CompiledQuery,
@@ -22,7 +22,7 @@ import { prepareSqliteFiles } from "../../file-modes.ts";
  * and its files 0600 (src/file-modes.ts); `warn` is told of each one found open to other users and tightened.
  */
 export function openSqliteFile(file: string, warn: (message: string) => void = () => {}): Database.Database {
-  if (file !== ":memory:") for (const notice of prepareSqliteFiles(file, dirname(file))) warn(notice);
+  if (file !== ":memory:") for (const notice of prepareSqliteFiles(file)) warn(notice);
   const db = new Database(file);
   db.pragma("journal_mode = WAL");
   // In WAL mode NORMAL keeps every committed transaction across a crash of the process (a
