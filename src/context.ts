@@ -55,9 +55,9 @@ export interface ContextOptions {
  * the store kept from before is removed when it is the same; a different one would leave every
  * mail hash and sealed payload made with the stored one unreadable, so start-up is refused.
  */
-async function keepSecretOutOfStore(store: Store, secret: string, log: Logger): Promise<string> {
+async function keepSecretOutOfStore(store: Store, secret: string, warn: (message: string) => void): Promise<void> {
   const stored = await store.findStoredSecret();
-  if (stored === null) return secret;
+  if (stored === null) return;
   if (!matchesAnySecret(secret, [sha256(stored)])) {
     throw new Error(
       "the configured secret differs from the one kept in the store: mail hashes and queued mail made with the " +
@@ -66,8 +66,14 @@ async function keepSecretOutOfStore(store: Store, secret: string, log: Logger): 
     );
   }
   await store.deleteStoredSecret();
-  log.warn("the configured secret is the one the store kept; removed it from the store, which no longer holds it");
-  return secret;
+  warn("the configured secret is the one the store kept; removed it from the store, which no longer holds it");
+}
+
+/** The service secret: the operator's own (kept out of the store), else the one the store keeps, made on first use. */
+export async function resolveSecret(config: Config, store: Store, random: RandomSource, warn: (message: string) => void): Promise<string> {
+  if (config.secret === undefined) return store.loadSecret(createToken(random, 32));
+  await keepSecretOutOfStore(store, config.secret, warn);
+  return config.secret;
 }
 
 function mailDirWarning(log: Logger): (message: string) => void {
@@ -78,9 +84,7 @@ export async function createContext(config: Config, store: Store, options: Conte
   const random = options.random ?? cryptoRandom;
   const limiterBacking = options.limiterBacking ?? memoryBacking;
   const clock = options.clock ?? systemClock;
-  const secret = config.secret === undefined
-    ? await store.loadSecret(createToken(random, 32))
-    : await keepSecretOutOfStore(store, config.secret, options.log);
+  const secret = await resolveSecret(config, store, random, (message) => options.log.warn(message));
   return {
     config,
     rules: compileRules(config),

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { ProvisionTargets } from "../accounts/from-config.ts";
 import { loadConfig, resolveConfigPath, type Config } from "../config.ts";
-import { systemClock, type AppContext } from "../context.ts";
+import { resolveSecret, systemClock, type AppContext } from "../context.ts";
 import { compileRules } from "../domain/filters.ts";
-import { createToken, cryptoRandom, Sealer } from "../domain/secrets.ts";
+import { cryptoRandom, Sealer } from "../domain/secrets.ts";
 import { openStore } from "../store/open.ts";
 import { configOption, type Io } from "./common.ts";
 
@@ -18,11 +18,12 @@ export function readConfig(file: string | undefined): { path: string; config: Co
 /** Loads the config, opens its store for `use`, and closes the store whatever `use` does. */
 export async function withAdminContext<T>(io: Io, file: string | undefined, use: (ctx: AdminContext) => Promise<T>): Promise<T> {
   const { config } = readConfig(file);
-  const store = await openStore(config.storage, { warn: (message) => io.err(`gatehouse: warning: ${message}`) });
+  const warn = (message: string) => io.err(`gatehouse: warning: ${message}`);
+  const store = await openStore(config.storage, { warn });
   // Jobs for the account servers are sealed as the service seals them (`users delete`).
   const targets = new ProvisionTargets(config.accounts.provision);
   try {
-    const secret = config.secret ?? (await store.loadSecret(createToken(cryptoRandom, 32)));
+    const secret = await resolveSecret(config, store, cryptoRandom, warn);
     return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom, sealer: new Sealer(secret), targets });
   } finally {
     await targets.close();
