@@ -103,12 +103,15 @@ export class Metrics {
         this.set(await store.outboxDepth());
       },
     });
+    // Both provision gauges are collected in one scrape (prom-client collects them together): one query serves both.
+    let queue: ReturnType<typeof store.provisionQueue> | null = null;
+    const provisionQueue = () => (queue ??= store.provisionQueue().finally(() => (queue = null)));
     new Gauge({
       name: "gatehouse_provision_queue_depth",
       help: "Account server jobs waiting to be done (queued, including those waiting for a retry)",
       registers: [this.registry],
       async collect() {
-        this.set((await store.provisionQueue()).depth);
+        this.set((await provisionQueue()).depth);
       },
     });
     new Gauge({
@@ -116,7 +119,7 @@ export class Metrics {
       help: "Age of the oldest account server job still waiting; 0 when none waits",
       registers: [this.registry],
       async collect() {
-        const oldest = (await store.provisionQueue()).oldestCreatedAt;
+        const oldest = (await provisionQueue()).oldestCreatedAt;
         this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
       },
     });

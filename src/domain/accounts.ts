@@ -27,8 +27,8 @@ export function reservedSkeletons(reservedUsernames: readonly string[]): Set<str
 }
 
 /** Compared by confusable skeleton, so `аdmin` (Cyrillic а) or `admın` (dotless ı) is as reserved as `admin`. */
-export function refuseReservedName(deps: { rules: Pick<Rules, "reservedSkeletons"> }, username: string): void {
-  if (deps.rules.reservedSkeletons.has(usernameSkeleton(username))) throw new AppError("USERNAME_RESERVED", "this username is reserved");
+export function refuseReservedName(deps: { rules: Pick<Rules, "reservedSkeletons"> }, username: string, skeleton = usernameSkeleton(username)): void {
+  if (deps.rules.reservedSkeletons.has(skeleton)) throw new AppError("USERNAME_RESERVED", "this username is reserved");
 }
 
 type NameHolderDeps = { store: Pick<Store, "findNameHolder" | "findSkeletonHolder"> };

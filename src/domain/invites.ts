@@ -123,13 +123,13 @@ export async function acceptInvite(
 ): Promise<{ account: AccountSummary; invite: InviteRecord; provisioning: Exclude<ProvisionResult, "taken"> }> {
   const invite = await findLiveInvite(deps, token);
   const username = prepareRequestedName(name);
-  refuseReservedName(deps, username);
+  const skeleton = usernameSkeleton(username);
+  refuseReservedName(deps, username, skeleton);
   if (invite.username !== null && invite.username !== username) {
     throw new AppError("INVITE_NAME_MISMATCH", `this invitation is for the username ${invite.username}`);
   }
   checkPassword(deps, password);
   const now = deps.clock.now();
-  const skeleton = usernameSkeleton(username);
   // A pending registration's name is taken too, here: an invite has no "pending" answer.
   await refuseHeldName(deps, username, skeleton, now, "USERNAME_TAKEN");
   await refuseNameTakenDownstream(deps, username);

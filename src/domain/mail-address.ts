@@ -70,8 +70,3 @@ export function mailSpellings(mail: CanonicalMail): string[] {
   const unicode = toUnicode(domain, UTS46);
   return unicode.error ? [mail] : [mail, `${mail.slice(0, at)}@${unicode.domain}`];
 }
-
-/** The ASCII domain of a canonical address. */
-export function mailDomain(mail: CanonicalMail): string {
-  return mail.slice(mail.lastIndexOf("@") + 1);
-}

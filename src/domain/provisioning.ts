@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { nameHeldError } from "./accounts.ts";
 import { PROVISION_TAKEN, type NewOutboxItem, type ProvisionJobState, type Store } from "../store/store.ts";
 import type { AccountTarget, Availability } from "../accounts/target.ts";
 import { withTimeout } from "../accounts/target.ts";
@@ -47,7 +48,7 @@ export async function refuseNameTakenDownstream(deps: Pick<ProvisionDeps, "targe
   for (const [target, availability] of answers) {
     if (availability === "unknown") deps.log.info({ event: "provision-check", target: target.name, outcome: "unknown" }, "account server did not answer");
   }
-  if (answers.some(([, availability]) => availability === "taken")) throw new AppError("USERNAME_TAKEN", "this username is already taken");
+  if (answers.some(([, availability]) => availability === "taken")) throw nameHeldError({ holder: "account", lookalike: false }, "USERNAME_TAKEN");
   if (answers.some(([, availability]) => availability === "unknown")) {
     throw new AppError("ACCOUNT_SERVER_UNAVAILABLE", "an account server did not answer; try again shortly", { retryAfter: UNAVAILABLE_RETRY_AFTER });
   }

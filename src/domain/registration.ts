@@ -80,10 +80,10 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
 
   const username = prepareRequestedName(input.username);
   checkPassword(deps, input.password);
-  refuseReservedName(deps, username);
+  const skeleton = usernameSkeleton(username);
+  refuseReservedName(deps, username, skeleton);
 
   const now = clock.now();
-  const skeleton = usernameSkeleton(username);
   await refuseHeldName(deps, username, skeleton, now, "USERNAME_PENDING");
   // DESIGN §9: the name must be free on every account server too; one that does not answer is a 503.
   await refuseNameTakenDownstream(deps, username);

@@ -24,7 +24,11 @@ export interface UserListing extends AccountSummary {
 export async function listUsers(deps: Pick<UserDeps, "store">): Promise<UserListing[]> {
   const [accounts, jobs] = await Promise.all([deps.store.listAccounts(), deps.store.listProvisionJobs()]);
   const byAccount = new Map<number, ProvisionJobState[]>();
-  for (const job of jobs) byAccount.set(job.userId, [...(byAccount.get(job.userId) ?? []), job]);
+  for (const job of jobs) {
+    const list = byAccount.get(job.userId);
+    if (list) list.push(job);
+    else byAccount.set(job.userId, [job]);
+  }
   return accounts.map((account) => ({
     ...account,
     targets: (byAccount.get(account.id) ?? []).map((job) => ({ target: job.target, state: describeJob(job) })),
