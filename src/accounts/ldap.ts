@@ -1,4 +1,3 @@
-import type { ConnectionOptions } from "node:tls";
 import { Client, DN, EqualityFilter, ResultCodeError } from "ldapts";
 import {
   DEFAULT_TIMEOUT_MS,
@@ -28,8 +27,6 @@ export interface LdapTargetOptions {
   attributes?: Record<string, string | string[]>;
   /** Also store the address as `mail`. */
   includeMail?: boolean;
-  /** For ldaps://, e.g. a CA to trust. */
-  tls?: ConnectionOptions;
   timeoutMs?: number;
 }
 
@@ -102,12 +99,11 @@ export class LdapTarget implements AccountTarget {
   async close(): Promise<void> {}
 
   async #with<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    const { url, bindDN, bindPassword, tls } = this.#options;
+    const { url, bindDN, bindPassword } = this.#options;
     const client = new Client({
       url,
       timeout: this.#timeoutMs,
       connectTimeout: this.#timeoutMs,
-      ...(tls ? { tlsOptions: tls } : {}),
     });
     try {
       await client.bind(bindDN, bindPassword);
