@@ -107,6 +107,17 @@ export const CONFIG_SCHEMA = Type.Object({
   invites: Type.Object({
     ttlSeconds: Type.Integer({ minimum: 1, default: 604800 }),
     apiPath: Type.String({ pattern: "^/[^?#]*$", default: "/invites_api", restart: "the route is mounted at start-up" }),
+    // Invites an account makes through the invitation API with its login cookie (DESIGN §11).
+    // Absent: unlimited. API keys and the command line are never limited.
+    perUser: Type.Optional(Type.Object({
+      /** Invites per account within any perDays window; absent: no count limit. */
+      max: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+      perDays: Type.Number({ exclusiveMinimum: 0, maximum: 3660, default: 30 }),
+      /** How old an account must be before it may invite at all. */
+      minAccountAgeDays: Type.Number({ minimum: 0, maximum: 3660, default: 0 }),
+      /** Accounts (the site's own staff) whose invites are not limited: gatehouse has no admin role for accounts. */
+      exempt: Type.Array(Type.String({ minLength: 1, maxLength: 1023 }), { default: [] }),
+    }, strict)),
   }, { ...strict, default: {} }),
   accounts: Type.Object({
     // The account servers every new account is made on (DESIGN §9). Live: a reload builds new

@@ -23,6 +23,8 @@ export type ErrorCode =
   | "INVITE_NOT_FOUND"
   | "INVITE_GONE"
   | "INVITE_NAME_MISMATCH"
+  | "INVITE_QUOTA_EXCEEDED"
+  | "ACCOUNT_TOO_NEW"
   | "LOGIN_FAILED"
   | "UNAUTHENTICATED"
   | "CROSS_SITE_REQUEST"
@@ -47,6 +49,7 @@ export function statusOf(code: ErrorCode): number {
     case "HTTPS_REQUIRED":
     case "API_KEY_INVALID":
     case "INVITE_NAME_MISMATCH":
+    case "ACCOUNT_TOO_NEW":
     case "CROSS_SITE_REQUEST":
     case "IP_BLACKLISTED":
     case "MAIL_FILTERED":
@@ -72,6 +75,7 @@ export function statusOf(code: ErrorCode): number {
     case "UNSUPPORTED_MEDIA_TYPE":
       return 415;
     case "TOO_MANY_ATTEMPTS":
+    case "INVITE_QUOTA_EXCEEDED":
       return 429;
     case "THROTTLED":
     case "STORAGE_FULL":

@@ -1,6 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import type { AccountSummary, InviteRecord, NewOutboxItem, Store } from "../store/store.ts";
+import type { AccountSummary, InviteRecord, NewInvite, NewOutboxItem, Store } from "../store/store.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import type { Rules } from "./filters.ts";
 import { eventItem } from "./outbox-items.ts";
@@ -8,6 +8,7 @@ import { hashPassword } from "./passwords.ts";
 import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource, TargetDirectory } from "./ports.ts";
 import { awaitProvisioning, createJobs, refuseNameTakenDownstream, takenDownstreamError, type ProvisionResult } from "./provisioning.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
+import { nameForLookup } from "./users.ts";
 import { usernameSkeleton } from "./username.ts";
 import type { WriteHealth } from "./write-health.ts";
 
@@ -66,7 +67,7 @@ export async function createInvite(deps: InviteDeps, issuer: Issuer, options: In
   }
   const now = deps.clock.now();
   const token = createToken(deps.random, 24);
-  const invite = await deps.store.insertInvite({
+  const invite = await insertWithinLimits(deps, issuer, now, {
     handle: createHandle(deps.random),
     tokenHash: hashToken(token),
     issuerKind: issuer.kind,
@@ -78,6 +79,54 @@ export async function createInvite(deps: InviteDeps, issuer: Issuer, options: In
     expiresAt: now + ttl * 1000,
   });
   return { token, url: inviteUrl(deps.config, token), invite };
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** "3 days", "1 day", "12 hours": a perDays or minAccountAgeDays value as a person reads it. */
+function describeDays(days: number): string {
+  if (days < 1) {
+    const hours = Math.max(1, Math.round(days * 24));
+    return `${hours} hour${hours === 1 ? "" : "s"}`;
+  }
+  const rounded = Math.round(days * 10) / 10;
+  return `${rounded} day${rounded === 1 ? "" : "s"}`;
+}
+
+/**
+ * An invite an account issues counts against invites.perUser (DESIGN §11): the account must be
+ * old enough, and have made fewer than `max` invites in the last `perDays`. API keys, the command
+ * line and the accounts in `exempt` are not limited.
+ */
+async function insertWithinLimits(deps: Pick<InviteDeps, "config" | "store">, issuer: Issuer, now: number, invite: NewInvite): Promise<InviteRecord> {
+  const rule = deps.config.invites.perUser;
+  if (issuer.kind !== "user" || !rule || rule.exempt.some((name) => nameForLookup(name) === issuer.name)) {
+    return deps.store.insertInvite(invite);
+  }
+  if (rule.minAccountAgeDays > 0) {
+    const account = await deps.store.findAccountById(issuer.id);
+    if (!account) throw new AppError("UNAUTHENTICATED", "log in or present an API key");
+    const allowedAt = account.createdAt + rule.minAccountAgeDays * DAY_MS;
+    if (now < allowedAt) {
+      throw new AppError(
+        "ACCOUNT_TOO_NEW",
+        `accounts may invite others once they are ${describeDays(rule.minAccountAgeDays)} old; yours may from ${new Date(allowedAt).toISOString()}`,
+      );
+    }
+  }
+  if (rule.max === undefined) return deps.store.insertInvite(invite);
+  const windowMs = rule.perDays * DAY_MS;
+  const result = await deps.store.insertInviteWithinQuota(invite, { userId: issuer.id, since: now - windowMs, max: rule.max });
+  if (result.ok) return result.invite;
+  if (result.reason === "no-account") throw new AppError("UNAUTHENTICATED", "log in or present an API key");
+  if (rule.max === 0) throw new AppError("INVITE_QUOTA_EXCEEDED", "accounts may not make invites on this site");
+  // The window frees a place when the oldest of the newest `max` invites leaves it.
+  const freesAt = result.counted[rule.max - 1]! + windowMs;
+  throw new AppError(
+    "INVITE_QUOTA_EXCEEDED",
+    `each account may make ${rule.max} invite${rule.max === 1 ? "" : "s"} per ${describeDays(rule.perDays)}; you may make another from ${new Date(freesAt).toISOString()}`,
+    { retryAfter: Math.ceil((freesAt - now) / 1000) },
+  );
 }
 
 /** Why an invite can no longer be used, or null while it can. */

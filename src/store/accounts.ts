@@ -1,9 +1,9 @@
-import { sql, type Insertable } from "kysely";
+import { sql, type Insertable, type Selectable } from "kysely";
 import { affected, query, type Db } from "./db.ts";
 import { ACCOUNT_COLUMNS, toAccount } from "./rows.ts";
 import type { Tables } from "./schema.ts";
 import { insertOutbox } from "./outbox.ts";
-import type { AccountSummary, Store } from "./store.ts";
+import type { AccountLineage, AccountSummary, Store } from "./store.ts";
 
 const listAccounts = query((q) => q.selectFrom("users").select(ACCOUNT_COLUMNS).where("state", "=", sql.lit("active")).orderBy("username"));
 // Its sessions go with it (ON DELETE CASCADE), and with it the claim on its mail hash.
@@ -59,12 +59,74 @@ const findLogin = query((q, p: { username: string }) =>
     .where("state", "=", sql.lit("active")),
 );
 
+const findById = query((q, p: { id: number }) =>
+  q.selectFrom("users").select(ACCOUNT_COLUMNS).where("id", "=", p.id).where("state", "=", sql.lit("active")),
+);
+
+// The inviter is joined by id, not by name: a newcomer under a deleted inviter's name is nobody's inviter.
+const LINEAGE_COLUMNS = [
+  "u.id", "u.username", "u.created_at", "u.mail_hash", "u.invited_by", "u.inviter_kind", "u.inviter_id", "p.id as live_inviter_id",
+] as const;
+const listLineage = query((q) =>
+  q
+    .selectFrom("users as u")
+    .leftJoin("users as p", (join) => join.onRef("p.id", "=", "u.inviter_id").on("p.state", "=", sql.lit("active")))
+    .select(LINEAGE_COLUMNS)
+    .where("u.state", "=", sql.lit("active"))
+    .orderBy("u.created_at")
+    .orderBy("u.id"),
+);
+const listSubtree = query((q, p: { root: string }) =>
+  q
+    .withRecursive("tree(id)", (r) =>
+      r
+        .selectFrom("users")
+        .select("id")
+        .where("username", "=", p.root)
+        .where("state", "=", sql.lit("active"))
+        .union(
+          r
+            .selectFrom("users as c")
+            .innerJoin("tree as t", "t.id", "c.inviter_id")
+            .select("c.id")
+            .where("c.state", "=", sql.lit("active")),
+        ),
+    )
+    .selectFrom("tree")
+    .innerJoin("users as u", "u.id", "tree.id")
+    .leftJoin("users as p", (join) => join.onRef("p.id", "=", "u.inviter_id").on("p.state", "=", sql.lit("active")))
+    .select(LINEAGE_COLUMNS)
+    .orderBy("u.created_at")
+    .orderBy("u.id"),
+);
+
+function toLineage(
+  row: Pick<Selectable<Tables["users"]>, (typeof ACCOUNT_COLUMNS)[number] | "inviter_kind" | "inviter_id"> & { live_inviter_id: number | null },
+): AccountLineage {
+  return {
+    ...toAccount(row),
+    inviterKind: row.inviter_kind,
+    inviterId: row.live_inviter_id,
+    inviterDeleted: row.inviter_id !== null && row.live_inviter_id === null,
+  };
+}
+
 export function accountsStore(
   db: Db,
-): Pick<Store, "listAccounts" | "deleteAccount" | "removeAccount" | "forgetTokensVerifiedBefore" | "findLogin"> {
+): Pick<Store, "listAccounts" | "findAccountById" | "listLineage" | "deleteAccount" | "removeAccount" | "forgetTokensVerifiedBefore" | "findLogin"> {
   return {
     async listAccounts() {
       return (await db.run("rerun", (q) => listAccounts(q, {}))).rows.map(toAccount);
+    },
+
+    async findAccountById(id) {
+      const [row] = (await db.run("rerun", (q) => findById(q, { id }))).rows;
+      return row ? toAccount(row) : null;
+    },
+
+    async listLineage(root) {
+      const { rows } = await db.run("rerun", (q) => (root === undefined ? listLineage(q, {}) : listSubtree(q, { root })));
+      return rows.map(toLineage);
     },
 
     async deleteAccount(username) {

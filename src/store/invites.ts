@@ -3,7 +3,7 @@ import { affected, query, uniqueViolation, type Db } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { voidExpiredPending } from "./pending.ts";
 import { ACCOUNT_COLUMNS, toAccount, toInvite } from "./rows.ts";
-import type { AcceptInviteResult, NewAccount, NewInvite, Store } from "./store.ts";
+import type { AcceptInviteResult, IssuerKind, NewAccount, NewInvite, QuotaInsertResult, Store } from "./store.ts";
 
 const insertInvite = query((q, p: NewInvite) =>
   q
@@ -38,9 +38,9 @@ const useInvite = query((q, p: { tokenHash: string; now: number }) =>
     .where("uses_left", ">", 0)
     .where("revoked_at", "is", null)
     .where("expires_at", ">", p.now)
-    .returning(["id", "issuer_name"]),
+    .returning(["id", "issuer_kind", "issuer_id", "issuer_name"]),
 );
-const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string; inviteId: number }) =>
+const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string; inviteId: number; inviterKind: IssuerKind; inviterId: number | null }) =>
   q
     .insertInto("users")
     .values({
@@ -52,6 +52,8 @@ const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string
       verified_at: p.now,
       invited_by: p.invitedBy,
       invite_id: p.inviteId,
+      inviter_kind: p.inviterKind,
+      inviter_id: p.inviterId,
     })
     .returning(ACCOUNT_COLUMNS),
 );
@@ -65,16 +67,53 @@ const acceptedAs = query((q, p: { username: string; passwordHash: string }) =>
     .where("state", "=", sql.lit("active")),
 );
 
+// The quota's count: one account's invites since a time, newest first, as many as the quota allows.
+const recentInvitesOf = query((q, p: { issuerId: string; since: number; max: number }) =>
+  q
+    .selectFrom("invites")
+    .select("created_at")
+    .where("issuer_kind", "=", sql.lit("user"))
+    .where("issuer_id", "=", p.issuerId)
+    .where("created_at", ">", p.since)
+    .orderBy("created_at", "desc")
+    .limit(p.max),
+);
+// Concurrent invites of one account queue here on PostgreSQL, so each counts the others' rows;
+// SQLite's write transactions (BEGIN IMMEDIATE) queue anyway.
+const lockAccount = query((q, p: { userId: number }) =>
+  q.selectFrom("users").select("id").where("id", "=", p.userId).where("state", "=", sql.lit("active")).forUpdate(),
+);
+const findAccount = query((q, p: { userId: number }) =>
+  q.selectFrom("users").select("id").where("id", "=", p.userId).where("state", "=", sql.lit("active")),
+);
+
+/** The inviter an account made with this invite records (DESIGN §11): an account by its id, the command line as "admin". */
+function inviterOf(invite: { issuer_kind: IssuerKind; issuer_id: string; issuer_name: string }): { inviterKind: IssuerKind; inviterId: number | null; invitedBy: string } {
+  const userId = invite.issuer_kind === "user" && /^u\d+$/.test(invite.issuer_id) ? Number(invite.issuer_id.slice(1)) : null;
+  return { inviterKind: invite.issuer_kind, inviterId: userId, invitedBy: invite.issuer_kind === "admin" ? "admin" : invite.issuer_name };
+}
+
 /** Thrown inside acceptInvite's transaction to roll it back, so the invite keeps its use. */
 class NameTaken extends Error {}
 
 export function invitesStore(
   db: Db,
-): Pick<Store, "insertInvite" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "acceptInvite"> {
+): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "acceptInvite"> {
   const { q } = db;
   return {
     async insertInvite(invite) {
       return toInvite((await db.run("once", (q) => insertInvite(q, invite))).rows[0]!);
+    },
+
+    async insertInviteWithinQuota(invite, quota) {
+      return db.write(async (tx): Promise<QuotaInsertResult> => {
+        const lock = db.dialect === "postgres" ? lockAccount : findAccount;
+        if ((await lock(tx, { userId: quota.userId })).rows.length === 0) return { ok: false, reason: "no-account" };
+        const recent = quota.max > 0 ? (await recentInvitesOf(tx, { issuerId: invite.issuerId, since: quota.since, max: quota.max })).rows : [];
+        if (recent.length >= quota.max) return { ok: false, reason: "quota", counted: recent.map((r) => r.created_at) };
+        return { ok: true, invite: toInvite((await insertInvite(tx, invite)).rows[0]!) };
+        // A second run after an unknown COMMIT would count the invite it made and may refuse it.
+      }, "unavailable");
     },
 
     async findInviteByTokenHash(tokenHash) {
@@ -106,7 +145,7 @@ export function invitesStore(
             await voidExpiredPending(db, tx, now, { username: account.username });
             let created;
             try {
-              const inserted = await insertInvited(tx, { ...account, now, invitedBy: invite.issuer_name, inviteId: invite.id });
+              const inserted = await insertInvited(tx, { ...account, now, inviteId: invite.id, ...inviterOf(invite) });
               created = toAccount(inserted.rows[0]!);
             } catch (err) {
               if (uniqueViolation(err) === "username") throw new NameTaken();

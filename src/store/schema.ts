@@ -26,6 +26,10 @@ export interface Tables {
     verified_at: number | null;
     invited_by: string | null;
     invite_id: number | null;
+    /** Who made the invite this account was made with (DESIGN §11); null for a registration. */
+    inviter_kind: "user" | "key" | "admin" | null;
+    /** The inviting account's id when inviter_kind is "user"; it may name an account since deleted. */
+    inviter_id: number | null;
     /** Sealed JSON a provisioning target needs in the clear; held only while pending, erased on activation. */
     sealed_secret: string | null;
   };

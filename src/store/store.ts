@@ -120,6 +120,21 @@ export interface InviteRecord {
   revokedAt: number | null;
 }
 
+/** What insertInviteWithinQuota did: the invite, or why not (the quota's counted invites' times, newest first). */
+export type QuotaInsertResult =
+  | { ok: true; invite: InviteRecord }
+  | { ok: false; reason: "quota"; counted: number[] }
+  | { ok: false; reason: "no-account" };
+
+/** An account with who invited it (DESIGN §11). */
+export interface AccountLineage extends AccountSummary {
+  inviterKind: IssuerKind | null;
+  /** The inviting account's id while that account exists; null for other inviters and once it is deleted. */
+  inviterId: number | null;
+  /** An account invited it, and that account has been deleted since (invitedBy keeps its name). */
+  inviterDeleted: boolean;
+}
+
 export interface NewAccount {
   username: string;
   /** The username's UTS #39 confusable skeleton (usernameSkeleton). */
@@ -187,6 +202,13 @@ export interface Store {
   ): Promise<ActivateResult | null>;
   listPending(now: number): Promise<PendingSummary[]>;
   listAccounts(): Promise<AccountSummary[]>;
+  /** The account with this id, or null. */
+  findAccountById(id: number): Promise<AccountSummary | null>;
+  /**
+   * Accounts with who invited them, oldest first: every account, or only `root` and the accounts
+   * it invited, and those they invited, all the way down (an empty list when there is no `root`).
+   */
+  listLineage(root?: string): Promise<AccountLineage[]>;
   /** Deletes an account and with it the claim on its mail hash. */
   deleteAccount(username: string): Promise<boolean>;
   deleteExpiredPending(now: number): Promise<number>;
@@ -201,6 +223,12 @@ export interface Store {
   deleteApiKey(id: string): Promise<boolean>;
 
   insertInvite(invite: NewInvite): Promise<InviteRecord>;
+  /**
+   * Inserts an invite an account issues, in one transaction with the count it is checked against:
+   * only when fewer than `max` invites of the same issuer were created after `since`. Concurrent
+   * calls for one account queue, so none slips past the count. "no-account" when the account is gone.
+   */
+  insertInviteWithinQuota(invite: NewInvite, quota: { userId: number; since: number; max: number }): Promise<QuotaInsertResult>;
   findInviteByTokenHash(tokenHash: string): Promise<InviteRecord | null>;
   findInviteByHandle(handle: string): Promise<InviteRecord | null>;
   listInvites(): Promise<InviteRecord[]>;
