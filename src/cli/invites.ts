@@ -1,7 +1,9 @@
 import { Option, type Command } from "commander";
 import { createInvite, inviteState, listInvites, revokeInvite } from "../domain/invites.ts";
+import { inviteTree } from "../domain/users.ts";
 import { adminAction } from "./admin-context.ts";
 import { CliError, iso, positiveInt, type Io } from "./common.ts";
+import { drawInviteTrees } from "./lineage.ts";
 
 export function registerInvites(program: Command, io: Io): void {
   const invites = program.command("invites").description("invitations");
@@ -22,6 +24,15 @@ export function registerInvites(program: Command, io: Io): void {
       const state = inviteState(invite, now) ?? "active";
       io.out(`${invite.handle}\t${state}\t${invite.usesLeft}/${invite.usesTotal}\t${iso(invite.expiresAt)}\t${invite.issuerName}\t${invite.username ?? ""}`);
     }
+  });
+  const tree = invites
+    .command("tree")
+    .description("who invited whom: the accounts NAME invited, and those they invited, all the way down (every account without NAME)")
+    .argument("[name]");
+  adminAction(tree, io, async (ctx, name: string | undefined) => {
+    const roots = await inviteTree(ctx, name);
+    if (roots === null) throw new CliError(`no account named ${JSON.stringify(name)}`);
+    for (const line of drawInviteTrees(roots)) io.out(line);
   });
   const revoke = invites.command("revoke").description("withdraw an invite, named by its handle (or its link)").argument("<ref>");
   adminAction(revoke, io, async (ctx, ref: string) => {

@@ -1,30 +1,60 @@
 import type { Command } from "commander";
-import { deleteUser, listUsers, provisionUser } from "../domain/users.ts";
+import { deleteUser, deleteUserWithInvitees, listUsers, provisionUser, walkInviteTree, type InviteTreeNode } from "../domain/users.ts";
 import { adminAction } from "./admin-context.ts";
 import { CliError, iso, type Io } from "./common.ts";
+import { describeInviter, drawInviteTrees } from "./lineage.ts";
+
+function countInvitees(tree: InviteTreeNode): number {
+  let count = -1;
+  walkInviteTree(tree, () => void count++);
+  return count;
+}
 
 export function registerUsers(program: Command, io: Io): void {
   const users = program.command("users").description("accounts");
   adminAction(
-    users.command("list").description("list accounts: NAME<TAB>CREATED<TAB>MAIL<TAB>ORIGIN, then TARGET=STATE per account server"),
+    users.command("list").description("list accounts under a header: NAME, CREATED, MAIL, INVITED BY, then TARGET=STATE per account server"),
     io,
     async (ctx) => {
-      for (const account of await listUsers(ctx)) {
-        const origin = account.invitedBy === null ? "registered" : `invited by ${account.invitedBy}`;
+      const accounts = await listUsers(ctx);
+      if (accounts.length === 0) return;
+      io.out(["NAME", "CREATED", "MAIL", "INVITED BY", "ACCOUNT SERVERS"].join("\t"));
+      for (const account of accounts) {
         const targets = account.targets.map((t) => `\t${t.target}=${t.state}`).join("");
-        io.out(`${account.username}\t${iso(account.createdAt)}\t${account.hasMail ? "mail" : "no-mail"}\t${origin}${targets}`);
+        io.out(`${account.username}\t${iso(account.createdAt)}\t${account.hasMail ? "mail" : "no-mail"}\t${describeInviter(account)}${targets}`);
       }
     },
   );
-  adminAction(
-    users.command("delete").description("delete an account, free its mail address, and remove it from every account server").argument("<name>"),
-    io,
-    async (ctx, name: string) => {
+  const remove = users
+    .command("delete")
+    .description("delete an account, free its mail address, and remove it from every account server; the accounts it invited stay unless --with-invitees")
+    .argument("<name>")
+    .option("--with-invitees", "also delete every account it invited, and those they invited, all the way down")
+    .option("--dry-run", "only list what would be deleted; change nothing");
+  adminAction(remove, io, async (ctx, name: string, opts: { withInvitees?: boolean; dryRun?: boolean }) => {
+    const missing = () => new CliError(`no account named ${JSON.stringify(name)}`);
+    if (!opts.withInvitees && !opts.dryRun) {
       const deleted = await deleteUser(ctx, name);
-      if (deleted === null) throw new CliError(`no account named ${JSON.stringify(name)}`);
+      if (deleted === null) throw missing();
       io.out(`deleted ${deleted}`);
-    },
-  );
+      return;
+    }
+    // A dry run shows the tree either way: without --with-invitees, it shows who would stay.
+    const result = await deleteUserWithInvitees(ctx, name, { dryRun: opts.dryRun || !opts.withInvitees });
+    if (result === null) throw missing();
+    if (!opts.dryRun) {
+      for (const deleted of result.deleted) io.out(`deleted ${deleted}`);
+      return;
+    }
+    for (const line of drawInviteTrees([result.tree])) io.out(line);
+    const invitees = countInvitees(result.tree);
+    const plural = (n: number) => `${n} account${n === 1 ? "" : "s"}`;
+    io.out(
+      opts.withInvitees
+        ? `dry run: ${plural(invitees + 1)} would be deleted; nothing was changed`
+        : `dry run: ${result.tree.account.username} would be deleted; the ${plural(invitees)} it invited would stay; nothing was changed`,
+    );
+  });
   adminAction(
     users.command("provision").description("retry now an account's waiting or failed jobs on the account servers").argument("<name>"),
     io,
