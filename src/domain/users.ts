@@ -60,11 +60,12 @@ export interface InviteTreeNode {
 }
 
 /**
- * Who invited whom, as trees: each account under the account that invited it, in the order of
- * `accounts`. Roots are the accounts that no account in `accounts` invited.
+ * Who invited whom, as trees: each account under the account that invited it, oldest first.
+ * Roots are the accounts that no account in `accounts` invited.
  */
 export function buildInviteForest(accounts: readonly AccountLineage[]): InviteTreeNode[] {
-  const nodes = new Map(accounts.map((account) => [account.id, { account, invitees: [] } as InviteTreeNode]));
+  const oldestFirst = [...accounts].sort((a, b) => a.createdAt - b.createdAt || a.id - b.id);
+  const nodes = new Map(oldestFirst.map((account) => [account.id, { account, invitees: [] } as InviteTreeNode]));
   const roots: InviteTreeNode[] = [];
   for (const node of nodes.values()) {
     const inviter = node.account.inviterId === null ? undefined : nodes.get(node.account.inviterId);

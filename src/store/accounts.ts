@@ -73,8 +73,7 @@ const listLineage = query((q) =>
     .leftJoin("users as p", (join) => join.onRef("p.id", "=", "u.inviter_id").on("p.state", "=", sql.lit("active")))
     .select(LINEAGE_COLUMNS)
     .where("u.state", "=", sql.lit("active"))
-    .orderBy("u.created_at")
-    .orderBy("u.id"),
+    .orderBy("u.username"),
 );
 const listSubtree = query((q, p: { root: string }) =>
   q

@@ -205,8 +205,8 @@ export interface Store {
   /** The account with this id, or null. */
   findAccountById(id: number): Promise<AccountSummary | null>;
   /**
-   * Accounts with who invited them, oldest first: every account, or only `root` and the accounts
-   * it invited, and those they invited, all the way down (an empty list when there is no `root`).
+   * Accounts with who invited them: every account, by name; or, oldest first, only `root` and the
+   * accounts it invited, and those they invited, all the way down (empty when there is no `root`).
    */
   listLineage(root?: string): Promise<AccountLineage[]>;
   /** Deletes an account and with it the claim on its mail hash. */

@@ -44,7 +44,10 @@ export class LogCapture extends Writable {
   }
 }
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+// Optional objects (invites.perUser, …) are partial too: their defaults are the schema's to fill in.
+type DeepPartial<T> = {
+  [K in keyof T]?: NonNullable<T[K]> extends object ? (NonNullable<T[K]> extends unknown[] ? T[K] : DeepPartial<NonNullable<T[K]>>) : T[K];
+};
 
 /** A config for tests: a fresh directory, a real SQLite file, mail to files, plain HTTP allowed. */
 export function testConfig(dir: string, overrides: DeepPartial<Config> = {}): Record<string, unknown> {

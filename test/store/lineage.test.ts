@@ -34,9 +34,9 @@ storeContract("invite lineage", (it, makeStore) => {
     assert.deepEqual(lineageOf(await store.listLineage()), [
       ["ada", null, null, null, false],
       ["ben", "user", ada.id, "ada", false],
+      ["cal", "user", ben.id, "ben", false],
       ["kim", "key", null, "Partner site", false],
       ["zed", "admin", null, "admin", false],
-      ["cal", "user", ben.id, "ben", false],
     ]);
   });
 
@@ -48,7 +48,7 @@ storeContract("invite lineage", (it, makeStore) => {
     await invitedBy(store, "eve", { kind: "user", id: ada.id, name: "ada" }, T0 + 4);
     await createAccount(store, { username: "fay" });
     assert.deepEqual((await store.listLineage("ben")).map((a) => a.username), ["ben", "cal", "dan"]);
-    assert.deepEqual((await store.listLineage("ada")).map((a) => a.username), ["ada", "ben", "cal", "dan", "eve"]);
+    assert.deepEqual((await store.listLineage("ada")).map((a) => a.username), ["ada", "ben", "cal", "dan", "eve"], "oldest first");
     assert.deepEqual((await store.listLineage("fay")).map((a) => a.username), ["fay"]);
     assert.deepEqual(await store.listLineage("nobody"), []);
   });
@@ -60,8 +60,8 @@ storeContract("invite lineage", (it, makeStore) => {
     const newcomer = await createAccount(store, { username: "ada" }, T0 + 3);
     assert.notEqual(newcomer.id, ada.id, "ids are not handed out again");
     assert.deepEqual(lineageOf(await store.listLineage()), [
-      ["ben", "user", null, "ada", true],
       ["ada", null, null, null, false],
+      ["ben", "user", null, "ada", true],
     ]);
     assert.deepEqual((await store.listLineage("ada")).map((a) => a.username), ["ada"]);
   });
@@ -124,8 +124,8 @@ storeContract("invite lineage", (it, makeStore) => {
       assert.deepEqual(lineageOf(await fixture.store.listLineage()), [
         ["ada", null, null, null, false],
         ["ben", "user", 41, "ada", false],
-        ["zed", "admin", null, "admin", false],
         ["kim", "key", null, "Partner site", false],
+        ["zed", "admin", null, "admin", false],
       ]);
     } finally {
       await fixture.dispose();
