@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { cli, createCliHarness } from "../helpers/cli.ts";
 import { postRegistration, registerAndVerify, registration } from "../helpers/harness.ts";
 
-test("users list prints NAME, CREATED and MAIL separated by tabs, sorted by name", async () => {
+test("users list prints a header, then NAME, CREATED, MAIL and INVITED BY separated by tabs, sorted by name", async () => {
   const h = await createCliHarness();
   try {
     const created = new Date(h.clock.now()).toISOString();
@@ -11,8 +11,9 @@ test("users list prints NAME, CREATED and MAIL separated by tabs, sorted by name
     await registerAndVerify(h, { username: "bob" });
     const { code, out, err } = await cli(h, "users", "list");
     assert.equal(code, 0, err.join("\n"));
-    // Further columns (e.g. how the account came to be) may follow the three the contract names.
-    assert.deepEqual(out.map((line) => line.split("\t").slice(0, 3)), [["bob", created, "mail"], ["carol", created, "mail"]]);
+    assert.equal(out[0], "NAME\tCREATED\tMAIL\tINVITED BY\tACCOUNT SERVERS");
+    // A registered account has no inviter: "-".
+    assert.deepEqual(out.slice(1).map((line) => line.split("\t")), [["bob", created, "mail", "-"], ["carol", created, "mail", "-"]]);
   } finally {
     await h.close();
   }

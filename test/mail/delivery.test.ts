@@ -66,8 +66,8 @@ test("the verification mail goes out over SMTP and its link creates the account"
 
     const cli = captureIo();
     assert.equal(await runCli(["users", "list", "--config", cfg.configPath], cli.io), 0, cli.err.join("\n"));
-    assert.equal(cli.out.length, 1, cli.out.join("\n"));
-    const [name, created, mailColumn] = cli.out[0]!.split("\t");
+    assert.equal(cli.out.length, 2, cli.out.join("\n"));
+    const [name, created, mailColumn] = cli.out[1]!.split("\t");
     assert.equal(name, "dana");
     assert.match(created!, /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
     assert.equal(mailColumn, "mail");
