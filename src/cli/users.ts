@@ -42,17 +42,18 @@ export function registerUsers(program: Command, io: Io): void {
     // A dry run shows the tree either way: without --with-invitees, it shows who would stay.
     const result = await deleteUserWithInvitees(ctx, name, { dryRun: opts.dryRun || !opts.withInvitees });
     if (result === null) throw missing();
+    const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
     if (!opts.dryRun) {
       for (const deleted of result.deleted) io.out(`deleted ${deleted}`);
+      if (result.invitesWithdrawn > 0) io.out(`withdrew ${plural(result.invitesWithdrawn, "unused invite")} they had made`);
       return;
     }
     for (const line of drawInviteTrees([result.tree])) io.out(line);
     const invitees = countInvitees(result.tree);
-    const plural = (n: number) => `${n} account${n === 1 ? "" : "s"}`;
     io.out(
       opts.withInvitees
-        ? `dry run: ${plural(invitees + 1)} would be deleted; nothing was changed`
-        : `dry run: ${result.tree.account.username} would be deleted; the ${plural(invitees)} it invited would stay; nothing was changed`,
+        ? `dry run: ${plural(invitees + 1, "account")} would be deleted and ${plural(result.invitesWithdrawn, "unused invite")} they made withdrawn; nothing was changed`
+        : `dry run: ${result.tree.account.username} would be deleted; the ${plural(invitees, "account")} it invited would stay; nothing was changed`,
     );
   });
   adminAction(

@@ -71,6 +71,11 @@ export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError 
   return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
 }
 
+/** How an invite names the account that issued it, and how pilcrow's API names an account: `u<id>`. */
+export function accountIssuerId(id: number): string {
+  return `u${id}`;
+}
+
 export function checkPassword(deps: { config: { accounts: Pick<Config["accounts"], "minPasswordLength"> } }, password: string): void {
   const min = deps.config.accounts.minPasswordLength;
   if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`);

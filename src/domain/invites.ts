@@ -1,15 +1,14 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { AccountSummary, InviteRecord, NewInvite, NewOutboxItem, Store } from "../store/store.ts";
-import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
+import { accountIssuerId, checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import type { Rules } from "./filters.ts";
 import { eventItem } from "./outbox-items.ts";
 import { hashPassword } from "./passwords.ts";
 import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource, TargetDirectory } from "./ports.ts";
 import { awaitProvisioning, createJobs, refuseNameTakenDownstream, takenDownstreamError, type ProvisionResult } from "./provisioning.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
-import { nameForLookup } from "./users.ts";
-import { usernameSkeleton } from "./username.ts";
+import { nameForLookup, usernameSkeleton } from "./username.ts";
 import type { WriteHealth } from "./write-health.ts";
 
 export type Issuer =
@@ -71,7 +70,7 @@ export async function createInvite(deps: InviteDeps, issuer: Issuer, options: In
     handle: createHandle(deps.random),
     tokenHash: hashToken(token),
     issuerKind: issuer.kind,
-    issuerId: issuer.kind === "admin" ? "admin" : issuer.kind === "user" ? `u${issuer.id}` : issuer.id,
+    issuerId: issuer.kind === "admin" ? "admin" : issuer.kind === "user" ? accountIssuerId(issuer.id) : issuer.id,
     issuerName: issuer.kind === "admin" ? "the administrators" : issuer.name,
     username,
     uses,

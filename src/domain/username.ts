@@ -120,3 +120,9 @@ function codePoint(ch: string): string {
 function refuse(reason: string): UsernameCheck {
   return { ok: false, reason };
 }
+
+/** The name an operator typed, in the form accounts are stored under when it is a valid name. */
+export function nameForLookup(name: string): string {
+  const prepared = prepareUsername(name);
+  return prepared.ok ? prepared.username : name;
+}

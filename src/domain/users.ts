@@ -1,20 +1,18 @@
 import type { AccountLineage, ProvisionJobState, Store } from "../store/store.ts";
 import type { Clock, PayloadSealer, TargetDirectory } from "./ports.ts";
+import { accountIssuerId } from "./accounts.ts";
+import { inviteState } from "./invites.ts";
 import { describeJob, removeJobs } from "./provisioning.ts";
-import { prepareUsername } from "./username.ts";
+import { nameForLookup } from "./username.ts";
 
 export interface UserDeps {
-  store: Pick<Store, "listLineage" | "listProvisionJobs" | "removeAccount" | "retryProvision">;
+  store: Pick<Store, "listLineage" | "listProvisionJobs" | "removeAccount" | "retryProvision" | "listInvites" | "revokeLiveInvitesOf">;
   clock: Clock;
   sealer: PayloadSealer;
   targets: TargetDirectory;
 }
 
-/** The name an operator typed, in the form accounts are stored under when it is a valid name. */
-export function nameForLookup(name: string): string {
-  const prepared = prepareUsername(name);
-  return prepared.ok ? prepared.username : name;
-}
+export { nameForLookup };
 
 export interface UserListing extends AccountLineage {
   /** Per target of accounts.provision: ready, provisioning or "failed: reason" (DESIGN §9). */
@@ -104,12 +102,15 @@ export interface SubtreeDeletion {
   tree: InviteTreeNode;
   /** The accounts deleted, invitees before their inviters; empty on a dry run. */
   deleted: string[];
+  /** Invites those accounts had made that could still be used: withdrawn (or, on a dry run, would be). */
+  invitesWithdrawn: number;
 }
 
 /**
  * Deletes an account and every account it invited, all the way down (a spam ring), each through
- * deleteUser, so the account servers remove them too (DESIGN §9, §11). Invitees go before their
- * inviter: cut off halfway, the same command deletes the rest. With dryRun, nothing changes.
+ * deleteUser, so the account servers remove them too (DESIGN §9, §11); the invites they made that
+ * could still be used are withdrawn, or the ring would grow back through them. Invitees go before
+ * their inviter: cut off halfway, the same command deletes the rest. With dryRun, nothing changes.
  * Null when there is no such account.
  */
 export async function deleteUserWithInvitees(deps: UserDeps, name: string, options: { dryRun?: boolean } = {}): Promise<SubtreeDeletion | null> {
@@ -117,10 +118,18 @@ export async function deleteUserWithInvitees(deps: UserDeps, name: string, optio
   const [tree] = buildInviteForest(subtree);
   if (!tree) return null;
   const deleted: string[] = [];
-  if (options.dryRun) return { tree, deleted };
+  if (options.dryRun) {
+    const issuers = new Set(subtree.map((account) => accountIssuerId(account.id)));
+    const now = deps.clock.now();
+    const live = (await deps.store.listInvites()).filter((i) => i.issuerKind === "user" && issuers.has(i.issuerId) && inviteState(i, now) === null);
+    return { tree, deleted, invitesWithdrawn: live.length };
+  }
+  let invitesWithdrawn = 0;
   for (const account of inviteesFirst(tree)) {
     const removed = await deleteUser(deps, account.username);
-    if (removed !== null) deleted.push(removed);
+    if (removed === null) continue;
+    deleted.push(removed);
+    invitesWithdrawn += await deps.store.revokeLiveInvitesOf(accountIssuerId(account.id), deps.clock.now());
   }
-  return { tree, deleted };
+  return { tree, deleted, invitesWithdrawn };
 }

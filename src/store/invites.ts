@@ -28,6 +28,16 @@ const listInvites = query((q) => q.selectFrom("invites").selectAll().orderBy("cr
 const revokeInvite = query((q, p: { id: number; now: number }) =>
   q.updateTable("invites").set({ revoked_at: p.now }).where("id", "=", p.id).where("revoked_at", "is", null),
 );
+const revokeLiveInvitesOf = query((q, p: { issuerId: string; now: number }) =>
+  q
+    .updateTable("invites")
+    .set({ revoked_at: p.now })
+    .where("issuer_kind", "=", sql.lit("user"))
+    .where("issuer_id", "=", p.issuerId)
+    .where("revoked_at", "is", null)
+    .where("uses_left", ">", 0)
+    .where("expires_at", ">", p.now),
+);
 // On PostgreSQL the row lock taken here makes concurrent accepts of one invite queue; each
 // re-checks uses_left > 0 against the committed row, so a one-use invite has exactly one winner.
 const useInvite = query((q, p: { tokenHash: string; now: number }) =>
@@ -98,7 +108,7 @@ class NameTaken extends Error {}
 
 export function invitesStore(
   db: Db,
-): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "acceptInvite"> {
+): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "revokeLiveInvitesOf" | "acceptInvite"> {
   const { q } = db;
   return {
     async insertInvite(invite) {
@@ -128,6 +138,11 @@ export function invitesStore(
 
     async listInvites() {
       return (await db.run("rerun", (q) => listInvites(q, {}))).rows.map(toInvite);
+    },
+
+    async revokeLiveInvitesOf(issuerId, now) {
+      // A second run finds them revoked and counts none: the count of the first is lost with its answer.
+      return affected(await db.run("rerun", (q) => revokeLiveInvitesOf(q, { issuerId, now })));
     },
 
     async revokeInvite(id, now) {

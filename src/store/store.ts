@@ -233,6 +233,8 @@ export interface Store {
   findInviteByHandle(handle: string): Promise<InviteRecord | null>;
   listInvites(): Promise<InviteRecord[]>;
   revokeInvite(id: number, now: number): Promise<boolean>;
+  /** Revokes an account's invites that could still be used (issuer kind "user", id `issuerId`); how many. */
+  revokeLiveInvitesOf(issuerId: string, now: number): Promise<number>;
   /**
    * Uses one of a live invite's uses and creates the account in one transaction: of concurrent
    * accepts of a one-use invite exactly one wins, and a taken name leaves the invite untouched.

@@ -185,6 +185,9 @@ describe("invite lineage", () => {
         await invites(h, ben, "cay", "api");
         await invites(h, await loggedIn(h, "cal"), "dot", "api");
         await adminInvited(h, "zed");
+        // An invite of the ring not used yet, and one of ada's outside it.
+        const dotsInvite = await inviteWithCookie(h, await loggedIn(h, "dot"));
+        const adasInvite = await inviteWithCookie(h, await loggedIn(h, "ada"));
         await h.outbox.drain();
         assert.deepEqual([...target.accounts.keys()].sort(), ["ada", "ben", "cal", "cay", "dot", "zed"]);
 
@@ -196,7 +199,7 @@ describe("invite lineage", () => {
         assert.match(dry.out[1]!, /^├── cal  /);
         assert.match(dry.out[2]!, /^│   └── dot  /);
         assert.match(dry.out[3]!, /^└── cay  /);
-        assert.equal(dry.out[4], "dry run: 4 accounts would be deleted; nothing was changed");
+        assert.equal(dry.out[4], "dry run: 4 accounts would be deleted and 1 unused invite they made withdrawn; nothing was changed");
         assert.deepEqual(databaseRows(h), before, "a dry run changes nothing stored");
 
         const keep = await cli(h, "users", "delete", "ben", "--dry-run");
@@ -206,7 +209,7 @@ describe("invite lineage", () => {
         const done = await cli(h, "users", "delete", "Ben", "--with-invitees");
         assert.equal(done.code, 0, done.err.join("\n"));
         // Invitees go before their inviter (dot before cal, all before ben): cut off halfway, the same command finishes.
-        assert.deepEqual(done.out, ["deleted cay", "deleted dot", "deleted cal", "deleted ben"]);
+        assert.deepEqual(done.out, ["deleted cay", "deleted dot", "deleted cal", "deleted ben", "withdrew 1 unused invite they had made"]);
         assert.deepEqual((await cli(h, "invites", "tree")).out.map((line) => line.split("  ")[0]), ["ada", "zed"]);
         // The remove jobs were queued by the command (on the wall clock); the service's sender runs them.
         h.clock.t = Date.now();
@@ -217,6 +220,9 @@ describe("invite lineage", () => {
         const gone = await cli(h, "users", "delete", "ben", "--with-invitees");
         assert.equal(gone.code, 1);
         assert.match(gone.err.join("\n"), /no account named "ben"/);
+
+        assert.equal((await accept(h, dotsInvite.body.id as string, "spam1")).status, 404, "the ring cannot grow back through its invites");
+        assert.equal((await accept(h, adasInvite.body.id as string, "eli")).status, 204, "invites outside the subtree stay");
       });
     } finally {
       await target.stop();

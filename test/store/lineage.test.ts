@@ -89,6 +89,23 @@ storeContract("invite lineage", (it, makeStore) => {
     assert.deepEqual(await store.insertInviteWithinQuota(mine(T0), quota), { ok: false, reason: "no-account" });
   });
 
+  it("revokeLiveInvitesOf withdraws only the account's invites that could still be used", async (store) => {
+    const live = await store.insertInvite(invite({ issuerKind: "user", issuerId: "u5" }));
+    const expired = await store.insertInvite(invite({ issuerKind: "user", issuerId: "u5", expiresAt: T0 }));
+    const revoked = await store.insertInvite(invite({ issuerKind: "user", issuerId: "u5" }));
+    await store.revokeInvite(revoked.id, T0 - 1);
+    const others = [
+      await store.insertInvite(invite({ issuerKind: "user", issuerId: "u6" })),
+      await store.insertInvite(invite({ issuerKind: "key", issuerId: "u5" })),
+    ];
+    assert.equal(await store.revokeLiveInvitesOf("u5", T0), 1);
+    assert.equal((await store.findInviteByHandle(live.handle))?.revokedAt, T0);
+    assert.equal((await store.findInviteByHandle(expired.handle))?.revokedAt, null);
+    assert.equal((await store.findInviteByHandle(revoked.handle))?.revokedAt, T0 - 1);
+    for (const other of others) assert.equal((await store.findInviteByHandle(other.handle))?.revokedAt, null);
+    assert.equal(await store.revokeLiveInvitesOf("u5", T0), 0);
+  });
+
   it("concurrent invites of one account from two instances never pass the quota together", async (store, fixture) => {
     const ada = await createAccount(store, { username: "ada" });
     const other = await fixture.connect();
