@@ -16,7 +16,23 @@ import { SESSION_COOKIE } from "./session-cookie.ts";
  * Retry-After) follow from the codes and src/errors.ts.
  */
 
-export type OpenApiConfig = Pick<Config, "publicUrl" | "register" | "invites" | "metrics">;
+/** The keys the description depends on. */
+export interface OpenApiConfig {
+  publicUrl: Config["publicUrl"];
+  register: Pick<Config["register"], "basePath">;
+  invites: Pick<Config["invites"], "apiPath">;
+  metrics: Pick<Config["metrics"], "enabled" | "listen">;
+}
+
+/** Only the keys the description depends on, e.g. to say which description a recorded response belongs to. */
+export function openApiConfigOf(config: OpenApiConfig): OpenApiConfig {
+  return {
+    publicUrl: config.publicUrl,
+    register: { basePath: config.register.basePath },
+    invites: { apiPath: config.invites.apiPath },
+    metrics: { enabled: config.metrics.enabled, ...(config.metrics.listen ? { listen: config.metrics.listen } : {}) },
+  };
+}
 
 /** Every code of the catalogue, with what it means; the compiler insists each code is here. */
 const ERROR_CODES: Record<ErrorCode, string> = {
@@ -260,8 +276,8 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       tag: "registration",
       summary: "Register an account, pending its mail verification (mod_register_json)",
       description: [
-        `The body is the base64 (standard or URL-safe, padded or not, whitespace ignored) of a UTF-8 JSON \`Registration\`;`,
-        "sent as `application/json`, it is that JSON itself. The path is also served without its trailing slash, as Prosody does.",
+        `The body is the base64 (standard or URL-safe, padded or not, whitespace ignored) of a UTF-8 JSON \`Registration\`,`,
+        "whatever its Content-Type says (mod_register_json's clients send various ones, or none); sent as `application/json`, it is that JSON itself. The path is also served without its trailing slash, as Prosody does.",
         "Any other method is answered 405 with `Allow: POST`. The checks run in DESIGN §3's order and the first failure answers.",
         "The `auth_token` inside the body is what authenticates the website; a peer that sends more than 10 bad ones a minute gets 429.",
         "Refusals are a plain-text reason, or `Error` JSON for `Accept: application/json`.",

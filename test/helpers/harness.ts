@@ -8,6 +8,7 @@ import supertest from "supertest";
 import { createApp } from "../../src/app.ts";
 import { parseConfig, type Config } from "../../src/config.ts";
 import { createContext, type AppContext, type Clock, type ContextOptions } from "../../src/context.ts";
+import { openApiConfigOf } from "../../src/http/openapi.ts";
 import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
@@ -123,7 +124,7 @@ export async function createHarness(overrides: DeepPartial<Config> = {}, options
     const outbox = lifetimes.own(new OutboxSender(ctx), (o) => o.stop());
     const app = createApp(ctx);
     if (record) recordExchanges(app, record);
-    if (RECORD_FILE) recordExchanges(app, fileRecorder(RECORD_FILE));
+    if (RECORD_FILE) recordExchanges(app, fileRecorder(RECORD_FILE, openApiConfigOf(config)));
     return {
       dir,
       configPath,

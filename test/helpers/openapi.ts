@@ -5,6 +5,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import type Koa from "koa";
 import type { Context, Next } from "koa";
+import type { OpenApiConfig } from "../../src/http/openapi.ts";
 
 // The check that the OpenAPI description cannot drift from the service: every response the tests
 // see can be recorded, and each recorded response is validated against the operation it answered.
@@ -24,6 +25,8 @@ export interface Exchange {
   json?: unknown;
   /** Whether there was any body at all. */
   hasBody: boolean;
+  /** The keys of the config the app ran on that the description depends on (in recordings from several harnesses). */
+  config?: OpenApiConfig;
 }
 
 type Doc = Record<string, unknown> & { paths: Record<string, Record<string, unknown>> };
@@ -39,8 +42,8 @@ export function recordExchanges(app: Koa, sink: (exchange: Exchange) => void): v
 }
 
 /** A recorder for the harness: `GATEHOUSE_OPENAPI_RECORD=FILE` appends every exchange to FILE, one JSON line each. */
-export function fileRecorder(file: string): (exchange: Exchange) => void {
-  return (exchange) => appendFileSync(file, `${JSON.stringify(exchange)}\n`);
+export function fileRecorder(file: string, config: OpenApiConfig): (exchange: Exchange) => void {
+  return (exchange) => appendFileSync(file, `${JSON.stringify({ ...exchange, config })}\n`);
 }
 
 function exchangeOf(ctx: Context, path: string): Exchange {
