@@ -265,7 +265,7 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       },
     },
     // GET reads no body: a bad parameter is all that can be malformed.
-    refusals: ["API_KEY_INVALID", ...(method === "post" ? BODY : ["MALFORMED_REQUEST" as const]), ...WRITES],
+    refusals: ["API_KEY_INVALID", ...(method === "post" ? BODY : ["MALFORMED_REQUEST" as const]), "USERNAME_INVALID", "USERNAME_RESERVED", ...WRITES],
   });
 
   const ops: OperationSpec[] = [
@@ -517,8 +517,11 @@ function packageVersion(): string {
   }
 }
 
+/** On a path item: the path is served without its trailing slash too (a checker must know; OpenAPI cannot say it). */
+export const TRAILING_SLASH_OPTIONAL = "x-trailing-slash-optional";
+
 export function buildOpenApi(config: OpenApiConfig): Record<string, unknown> {
-  const paths: Record<string, Record<string, object>> = {};
+  const paths: Record<string, Record<string, unknown>> = {};
   for (const op of operations(config)) {
     const { method, path, tag, refusals = [], errors = "text", responses, ...rest } = op;
     (paths[path] ??= {})[method] = {
@@ -527,6 +530,9 @@ export function buildOpenApi(config: OpenApiConfig): Record<string, unknown> {
       responses: { ...responses, ...errorResponses(refusals, errors) },
     };
   }
+  // Prosody serves its servlet with and without the trailing slash; the router alone would not.
+  const bare = config.register.basePath.replace(/\/$/, "");
+  if (bare !== "") paths[config.register.basePath]![TRAILING_SLASH_OPTIONAL] = true;
   return {
     openapi: "3.1.0",
     info: {

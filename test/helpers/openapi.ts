@@ -5,7 +5,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import type Koa from "koa";
 import type { Context, Next } from "koa";
-import type { OpenApiConfig } from "../../src/http/openapi.ts";
+import { TRAILING_SLASH_OPTIONAL, type OpenApiConfig } from "../../src/http/openapi.ts";
 
 // The check that the OpenAPI description cannot drift from the service: every response the tests
 // see can be recorded, and each recorded response is validated against the operation it answered.
@@ -35,7 +35,8 @@ type Doc = Record<string, unknown> & { paths: Record<string, Record<string, unkn
 export function recordExchanges(app: Koa, sink: (exchange: Exchange) => void): void {
   // Outermost, before the error middleware: it must see the answer the client gets, refusals included.
   app.middleware.unshift(async (ctx: Context, next: Next) => {
-    const path = new URL(ctx.originalUrl, "http://x").pathname;
+    // As sent: a URL parser would resolve `/%2e%2e/` segments the router never resolves.
+    const path = ctx.originalUrl.split("?")[0]!;
     await next();
     sink(exchangeOf(ctx, path));
   });
@@ -110,7 +111,7 @@ export class OpenApiChecker {
     this.ajv = new Ajv2020({ strict: false, allErrors: true });
     addFormats(this.ajv);
     this.ajv.addSchema(doc, DOC_ID);
-    this.templates = Object.keys(doc.paths).map((path) => ({ path, regex: templateRegex(path) }));
+    this.templates = Object.entries(doc.paths).map(([path, item]) => ({ path, regex: templateRegex(path, item[TRAILING_SLASH_OPTIONAL] === true) }));
   }
 
   /** Every operation of the document. */
@@ -214,10 +215,14 @@ export class OpenApiChecker {
   }
 }
 
-/** An OpenAPI path template as a regular expression; a trailing slash is optional, as the router has it. */
-function templateRegex(template: string): RegExp {
-  const trimmed = template.length > 1 ? template.replace(/\/$/, "") : template;
-  const source = trimmed.split(/(\{[^}]+\})/).map((part) => (part.startsWith("{") ? "[^/]+" : part.replace(/[.*+?^$()|[\]\\]/g, "\\$&"))).join("");
+/**
+ * An OpenAPI path template as a regular expression, matched as the router matches: a path that
+ * does not end in a slash may be requested with one; one that ends in a slash needs it, unless
+ * the description says otherwise.
+ */
+function templateRegex(template: string, slashOptional: boolean): RegExp {
+  const source = template.split(/(\{[^}]+\})/).map((part) => (part.startsWith("{") ? "[^/]+" : part.replace(/[.*+?^$()|[\]\\]/g, "\\$&"))).join("");
+  if (template.endsWith("/")) return new RegExp(`^${source}${slashOptional ? "?" : ""}$`);
   return new RegExp(`^${source}/?$`);
 }
 

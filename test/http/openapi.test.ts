@@ -133,6 +133,8 @@ async function modInvitesRun(h: Harness): Promise<void> {
   await expectStatus(client(h).get(api), 403, "no key");
   await expectStatus(client(h).get(api).set("Accept", JSON_ACCEPT).query({ key: "nope/nope" }), 403, "a wrong key, JSON");
   await expectStatus(client(h).get(api).set("Accept", JSON_ACCEPT).query({ key, uses: "many" }), 400, "uses that is not a number");
+  await expectStatus(client(h).get(api).query({ key, username: "a b" }), 406, "a bound name with a space");
+  await expectStatus(bearer(client(h).post(api)).set("Accept", JSON_ACCEPT).send({ username: "a b" }), 406, "the same, by POST");
   await expectStatus(bearer(client(h).post(api)).send({ uses: 2, username: "bound1" }), 201, "an invite by POST with JSON");
   await expectStatus(bearer(client(h).post(api)).type("form").send({ redirect: "true" }), 303, "an invite by POST with a form, redirected");
   await expectStatus(client(h).post(api).set("Accept", JSON_ACCEPT), 403, "POST without a key");
