@@ -6,9 +6,10 @@ import type { AddressInfo } from "node:net";
 import Router from "@koa/router";
 import { compileErrors, validate } from "@readme/openapi-parser";
 import type supertest from "supertest";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig, parseConfig } from "../../src/config.ts";
+import { applyConfig } from "../../src/context.ts";
 import { exampleOpenApiText, OPENAPI_FILE } from "../../scripts/openapi.ts";
-import { encode, postRegistration, registration, withHarness, type Harness } from "../helpers/harness.ts";
+import { encode, postRegistration, registration, testConfig, withHarness, type Harness } from "../helpers/harness.ts";
 import { client, createKey, identityCookie, PASSWORD, tokenOf } from "../helpers/invites.ts";
 import { OpenApiChecker, routesWithoutOperation, type Exchange } from "../helpers/openapi.ts";
 
@@ -259,10 +260,21 @@ describe("the OpenAPI description (GET /openapi.json)", () => {
     });
   });
 
+  test("after a config reload that changes publicUrl, the description names the new server and keeps its paths", async () => {
+    await withHarness({}, async (h) => {
+      const before = await servedDoc(h);
+      applyConfig(h.ctx, parseConfig({ ...testConfig(h.dir), publicUrl: "https://signup.example.org" }, h.configPath));
+      const after = await servedDoc(h);
+      assert.deepEqual(after.doc["servers"], [{ url: "https://signup.example.org", description: "`publicUrl`" }]);
+      assert.deepEqual(after.doc.paths, before.doc.paths);
+    });
+  });
+
   test("every route the app mounts has an operation, and a route without one is named", async () => {
     await withHarness({}, async (h) => {
       const { doc } = await servedDoc(h);
-      assert.deepEqual(routesWithoutOperation(h.app, doc), []);
+      const missing = routesWithoutOperation(h.app, doc);
+      assert.deepEqual(missing, [], `routes with no operation in src/http/openapi.ts (add one to operations()):\n${missing.join("\n")}`);
       const extra = new Router();
       extra.get("/extra/:thing", (ctx) => void (ctx.body = "x"));
       extra.delete("/healthz", (ctx) => void (ctx.status = 204));
