@@ -8,12 +8,11 @@ import supertest from "supertest";
 import { createApp } from "../../src/app.ts";
 import { parseConfig, type Config } from "../../src/config.ts";
 import { createContext, type AppContext, type Clock, type ContextOptions } from "../../src/context.ts";
-import { openApiConfigOf } from "../../src/http/openapi.ts";
 import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
 import { Lifetimes } from "./lifetimes.ts";
-import { fileRecorder, recordExchanges, type Exchange } from "./openapi.ts";
+import { recordExchanges, recordIfAsked, type Exchange } from "./openapi.ts";
 import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
 export const AUTH_TOKEN = "test-auth-token-0123456789-abcdefghij";
@@ -93,9 +92,6 @@ export interface HarnessOptions extends Pick<ContextOptions, "limiterBacking"> {
   record?: (exchange: Exchange) => void;
 }
 
-// GATEHOUSE_OPENAPI_RECORD=FILE: every harness of the run appends what its app answered to FILE,
-// for `npm run openapi -- --check-recording FILE` to validate against the description.
-const RECORD_FILE = process.env["GATEHOUSE_OPENAPI_RECORD"];
 
 /** The overrides with mail sent to `smtp`, unless they name a transport of their own. */
 export function withSmtpTransport<T extends DeepPartial<Config>>(overrides: T, smtp: SmtpPort | undefined): T {
@@ -124,7 +120,7 @@ export async function createHarness(overrides: DeepPartial<Config> = {}, options
     const outbox = lifetimes.own(new OutboxSender(ctx), (o) => o.stop());
     const app = createApp(ctx);
     if (record) recordExchanges(app, record);
-    if (RECORD_FILE) recordExchanges(app, fileRecorder(RECORD_FILE, openApiConfigOf(config)));
+    recordIfAsked(app, config);
     return {
       dir,
       configPath,

@@ -5,7 +5,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import type Koa from "koa";
 import type { Context, Next } from "koa";
-import { TRAILING_SLASH_OPTIONAL, type OpenApiConfig } from "../../src/http/openapi.ts";
+import { openApiConfigOf, TRAILING_SLASH_OPTIONAL, type OpenApiConfig } from "../../src/http/openapi.ts";
 
 // The check that the OpenAPI description cannot drift from the service: every response the tests
 // see can be recorded, and each recorded response is validated against the operation it answered.
@@ -42,9 +42,15 @@ export function recordExchanges(app: Koa, sink: (exchange: Exchange) => void): v
   });
 }
 
-/** A recorder for the harness: `GATEHOUSE_OPENAPI_RECORD=FILE` appends every exchange to FILE, one JSON line each. */
-export function fileRecorder(file: string, config: OpenApiConfig): (exchange: Exchange) => void {
-  return (exchange) => appendFileSync(file, `${JSON.stringify({ ...exchange, config })}\n`);
+// GATEHOUSE_OPENAPI_RECORD=FILE: every app the harness builds or the test service starts appends
+// what it answered to FILE, for `npm run openapi -- --check-recording FILE`.
+const RECORD_FILE = process.env["GATEHOUSE_OPENAPI_RECORD"];
+
+/** Records `app`'s exchanges to GATEHOUSE_OPENAPI_RECORD's file, when it is set, one JSON line each with the config's keys that shape the description. */
+export function recordIfAsked(app: Koa, config: OpenApiConfig): void {
+  if (!RECORD_FILE) return;
+  const keys = openApiConfigOf(config);
+  recordExchanges(app, (exchange) => appendFileSync(RECORD_FILE, `${JSON.stringify({ ...exchange, config: keys })}\n`));
 }
 
 function exchangeOf(ctx: Context, path: string): Exchange {

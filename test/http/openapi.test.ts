@@ -239,8 +239,8 @@ describe("the OpenAPI description (GET /openapi.json)", () => {
 
   test("docs/openapi.json is exactly what the service serves for config.example.json", async () => {
     const example = loadConfig(new URL("../../config.example.json", import.meta.url).pathname, {});
-    const { publicUrl, register: { basePath }, invites: { apiPath } } = example;
-    await withHarness({ publicUrl, register: { basePath }, invites: { apiPath } }, async (h) => {
+    const { publicUrl, register: { basePath }, invites: { apiPath }, metrics } = example;
+    await withHarness({ publicUrl, register: { basePath }, invites: { apiPath }, metrics }, async (h) => {
       const { text } = await servedDoc(h);
       assert.equal(text, exampleOpenApiText(), "the script and the service make the same text");
       assert.equal(readFileSync(OPENAPI_FILE, "utf8"), text, "docs/openapi.json is stale: run `npm run openapi`");
