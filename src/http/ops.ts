@@ -17,6 +17,8 @@ export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "m
     });
   }
   const description = openApiJson();
+  // Made now, not on the first request: a description that cannot be made fails the start.
+  description(deps.config);
   router.get("/openapi.json", (ctx) => {
     ctx.type = "application/json; charset=utf-8";
     ctx.body = description(deps.config);
