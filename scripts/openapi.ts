@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../src/config.ts";
-import { buildOpenApi, openApiJson, type OpenApiConfig } from "../src/http/openapi.ts";
+import { buildOpenApi, openApiText, type OpenApiConfig } from "../src/http/openapi.ts";
 import { OpenApiChecker, type Exchange } from "../test/helpers/openapi.ts";
 
 const EXAMPLE = fileURLToPath(new URL("../config.example.json", import.meta.url));
@@ -15,7 +15,7 @@ export const OPENAPI_FILE = fileURLToPath(new URL("../docs/openapi.json", import
 /** The description for the example config, exactly as the service serves it. */
 export function exampleOpenApiText(): string {
   // The example file alone: GATEHOUSE__… variables of whoever runs this must not leak into the repo file.
-  return openApiJson()(loadConfig(EXAMPLE, {}));
+  return openApiText(loadConfig(EXAMPLE, {}));
 }
 
 /** Checks every recorded exchange against the description of the config it was answered on. */

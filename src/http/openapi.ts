@@ -567,11 +567,16 @@ export function buildOpenApi(config: OpenApiConfig): Record<string, unknown> {
   };
 }
 
-/** The served text, made once per public URL (the only key it depends on that may change while running). */
-export function openApiJson(): (config: OpenApiConfig) => string {
-  let made: { publicUrl: string; text: string } | undefined;
+/** The description as text, pretty-printed as docs/openapi.json keeps it. */
+export function openApiText(config: OpenApiConfig): string {
+  return `${JSON.stringify(buildOpenApi(config), null, 2)}\n`;
+}
+
+/** The served bytes, made once per public URL (the only key it depends on that may change while running). */
+export function openApiJson(): (config: OpenApiConfig) => Buffer {
+  let made: { publicUrl: string; bytes: Buffer } | undefined;
   return (config) => {
-    if (made?.publicUrl !== config.publicUrl) made = { publicUrl: config.publicUrl, text: `${JSON.stringify(buildOpenApi(config), null, 2)}\n` };
-    return made.text;
+    if (made?.publicUrl !== config.publicUrl) made = { publicUrl: config.publicUrl, bytes: Buffer.from(openApiText(config)) };
+    return made.bytes;
   };
 }
