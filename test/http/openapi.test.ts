@@ -223,6 +223,8 @@ async function operationsRun(h: Harness): Promise<void> {
   await expectStatus(client(h).get("/metrics"), 200, "metrics");
   await expectStatus(client(h).get("/openapi.json"), 200, "the description");
   await expectStatus(client(h).post("/healthz"), 405, "POST on health");
+  // No route serves `/`, so the route check cannot see it: should a page come to answer here, this names it.
+  await expectStatus(client(h).get("/").set("Accept", "text/html"), 404, "the bare address, from a browser (a page here needs an operation)");
 }
 
 describe("the OpenAPI description (GET /openapi.json)", () => {
