@@ -1,4 +1,5 @@
 import type { Server } from "node:http";
+import type Koa from "koa";
 import type { Logger } from "pino";
 import { createApp } from "./app.ts";
 import { loadConfig, type Environment } from "./config.ts";
@@ -31,6 +32,8 @@ export interface ServeOptions {
   environment?: Environment;
   /** How long a client may take to send a whole request (default 30 s); tests shorten it. */
   requestTimeoutMs?: number;
+  /** Handed the app before it serves: tests record what it answers (GATEHOUSE_OPENAPI_RECORD). */
+  onApp?: (app: Koa, ctx: AppContext) => void;
 }
 
 export interface RunningService {
@@ -83,7 +86,9 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     await store.close();
   };
 
-  const server = createHttpServer(createApp(ctx).callback(), options.requestTimeoutMs);
+  const app = createApp(ctx);
+  options.onApp?.(app, ctx);
+  const server = createHttpServer(app.callback(), options.requestTimeoutMs);
   server.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
   const metricsServer = startMetricsListener(config, ctx.metrics, options.clusterWorker === true);
   try {

@@ -3,6 +3,7 @@ import type { AppContext } from "../context.ts";
 import { STORAGE_FULL_RETRY_SECONDS } from "../domain/write-health.ts";
 import { isStorageFull } from "../store/errors.ts";
 import { isStoreUnavailable } from "../errors.ts";
+import { openApiJson } from "./openapi.ts";
 
 export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "metrics" | "clock" | "writeHealth">): Router {
   const router = new Router();
@@ -15,6 +16,13 @@ export function opsRouter(deps: Pick<AppContext, "store" | "log" | "config" | "m
       ctx.body = body;
     });
   }
+  const description = openApiJson();
+  // Made now, not on the first request: a description that cannot be made fails the start.
+  description(deps.config);
+  router.get("/openapi.json", (ctx) => {
+    ctx.type = "application/json; charset=utf-8";
+    ctx.body = description(deps.config);
+  });
   router.get("/healthz", async (ctx) => {
     ctx.set("Cache-Control", "no-store");
     const unavailable = (reason: string, err: unknown) => {

@@ -12,6 +12,7 @@ import { createLogger } from "../../src/log.ts";
 import { OutboxSender } from "../../src/mail/outbox.ts";
 import { openStore } from "../../src/store/open.ts";
 import { Lifetimes } from "./lifetimes.ts";
+import { recordExchanges, recordIfAsked, type Exchange } from "./openapi.ts";
 import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
 export const AUTH_TOKEN = "test-auth-token-0123456789-abcdefghij";
@@ -90,7 +91,10 @@ export interface Harness {
 export interface HarnessOptions extends Pick<ContextOptions, "limiterBacking"> {
   /** Mail goes to a real SMTP sink on loopback (unless the overrides name another transport). */
   smtp?: SmtpChoice;
+  /** Every request the app answers, with its response, is handed here (see test/helpers/openapi.ts). */
+  record?: (exchange: Exchange) => void;
 }
+
 
 /** The overrides with mail sent to `smtp`, unless they name a transport of their own. */
 export function withSmtpTransport<T extends DeepPartial<Config>>(overrides: T, smtp: SmtpPort | undefined): T {
@@ -103,7 +107,7 @@ export function withSmtpTransport<T extends DeepPartial<Config>>(overrides: T, s
  * owns the directory, the store, the outbox sender and the SMTP sink, and close() ends them all.
  */
 export async function createHarness(overrides: DeepPartial<Config> = {}, options: HarnessOptions = {}): Promise<Harness> {
-  const { smtp: smtpChoice, ...contextOptions } = options;
+  const { smtp: smtpChoice, record, ...contextOptions } = options;
   const lifetimes = new Lifetimes();
   try {
     const smtp = smtpChoice === undefined ? undefined : await openSmtpPort(lifetimes, smtpChoice);
@@ -118,6 +122,8 @@ export async function createHarness(overrides: DeepPartial<Config> = {}, options
     const ctx = await createContext(config, store, { log: createLogger("debug", logs), clock, ...contextOptions });
     const outbox = lifetimes.own(new OutboxSender(ctx), (o) => o.stop());
     const app = createApp(ctx);
+    if (record) recordExchanges(app, record);
+    recordIfAsked(app, config);
     return {
       dir,
       configPath,

@@ -6,6 +6,7 @@ import { createLogger } from "../../src/log.ts";
 import { startService, type RunningService, type ServeOptions } from "../../src/main.ts";
 import { encode, LogCapture, testConfig, withSmtpTransport, type RegistrationFields } from "./harness.ts";
 import { Lifetimes } from "./lifetimes.ts";
+import { recordIfAsked } from "./openapi.ts";
 import { spawnServe, type ServeProcess } from "./process.ts";
 import { openSmtpPort, requireSmtp, type SmtpChoice, type SmtpPort } from "./smtp.ts";
 
@@ -73,6 +74,7 @@ export async function startTestService(
     log: createLogger(logLevel ?? "info", logs),
     listen: { port: 0 },
     outboxPollMs: 100,
+    onApp: (app, ctx) => recordIfAsked(app, ctx.config),
     ...rest,
   });
   return { service, logs, close: () => service.close() };
