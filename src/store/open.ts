@@ -4,7 +4,8 @@ import { connectDb, type ConnectOptions, type Db } from "./db.ts";
 import { invitesStore } from "./invites.ts";
 import { keysStore } from "./keys.ts";
 import { metaStore } from "./meta.ts";
-import { hasSchema, migrate } from "./migrate.ts";
+import { sqliteFileHasTable } from "./dialect/sqlite.ts";
+import { hasSchema, migrate, MIGRATIONS_TABLE } from "./migrate.ts";
 import { outboxStore } from "./outbox.ts";
 import { pendingStore } from "./pending.ts";
 import { sessionsStore } from "./sessions.ts";
@@ -41,8 +42,11 @@ export async function openStore(url: string, options: ConnectOptions = {}): Prom
  * not there or the database has no gatehouse tables.
  */
 export async function openExistingStore(url: string, options: ConnectOptions = {}): Promise<Store | null> {
-  // Opening a SQLite file creates it (and its directory): look first.
-  if (url.startsWith("sqlite:") && !existsSync(url.slice("sqlite:".length))) return null;
+  if (url.startsWith("sqlite:")) {
+    // Opening a SQLite file for writing creates it (and its directory), and makes any file a WAL database: look first.
+    const file = url.slice("sqlite:".length);
+    if (!existsSync(file) || sqliteFileHasTable(file, MIGRATIONS_TABLE) === false) return null;
+  }
   const db = await connectDb(url, options);
   let exists: boolean;
   try {
