@@ -316,11 +316,12 @@ export function exampleOf(node: SchemaNode | undefined): unknown {
   }
   if (node.anyOf) return node.anyOf.map(exampleOf).find((example) => example !== undefined);
   if (node.properties) {
-    // The keys a file must write; an object whose keys all have defaults shows them all.
+    // The keys a file must write; an object whose keys all have defaults, or are all optional, shows them all.
     const required = (node.required ?? []).filter((key) => key !== "$schema");
     const needed = required.filter((key) => node.properties?.[key]?.default === undefined);
     const example: Record<string, unknown> = {};
-    for (const key of needed.length > 0 ? needed : required) {
+    const keys = needed.length > 0 ? needed : required.length > 0 ? required : Object.keys(node.properties).filter((key) => key !== "$schema");
+    for (const key of keys) {
       const value = exampleOf(node.properties[key]);
       if (value === undefined) return undefined;
       example[key] = value;
