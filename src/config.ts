@@ -20,7 +20,8 @@ export const EXAMPLE_CONFIG = resolve(PACKAGE_ROOT, "config.example.json");
 //
 // Two more annotations serve the operator: `examples` (else the default) is quoted by every error
 // about the key, so a refusal shows a right value; `relativePath: PREFIX` marks a string that,
-// after PREFIX, is a path, which loadConfig resolves against the config file's directory.
+// after PREFIX, is a path, which loadConfig resolves against the config file's directory. A key
+// named `dir` or `file`, or ending in `Dir` or `File` (`templates.dir`), is a path without the mark.
 
 const strict = { additionalProperties: false } as const;
 const ipOrCidr = Type.String({ minLength: 1, format: "ip-or-cidr", examples: ["192.0.2.0/24"] });
@@ -556,12 +557,15 @@ function isAtOrUnder(path: string[], prefix: string[]): boolean {
   return prefix.length <= path.length && prefix.every((key, i) => path[i] === key);
 }
 
-/** `value` with each string its schema marks `relativePath` made absolute against `baseDir`. */
+/** Key names that say "a file system path" by themselves; `basePath` and `apiPath` are URL paths. */
+const PATH_KEY = /^(dir|file)$|[a-z](Dir|File)$/;
+
+/** `value` with each string its schema marks `relativePath` (or its name marks a path) made absolute against `baseDir`. */
 function resolvePaths(node: SchemaNode, value: unknown, baseDir: string, path: string[], keep: (path: string[]) => boolean): unknown {
   if (keep(path)) return value;
   if (typeof value === "string") {
-    const prefix = [node, ...(node.anyOf ?? [])]
-      .map((candidate) => candidate.relativePath)
+    const named = PATH_KEY.test(path[path.length - 1] ?? "") ? "" : undefined;
+    const prefix = [node.relativePath ?? named, ...(node.anyOf ?? []).map((branch) => branch.relativePath)]
       .find((candidate) => candidate !== undefined && value.startsWith(candidate));
     if (prefix === undefined) return value;
     const rest = value.slice(prefix.length);
