@@ -474,6 +474,10 @@ function describe(error: ErrorObject): string {
         .map((branch) => branch.properties?.type?.const);
       if (types.length > 0 && types.every((type) => typeof type === "string")) return `${path}: "type" must be one of ${types.join(", ")}`;
       if (parent?.description) return `${path}: must be ${parent.description}${exampleHint(parent)}`;
+      const choices = (parent?.anyOf ?? []).map((branch) => branch.const);
+      if (choices.length > 0 && choices.every((choice) => choice !== undefined)) {
+        return `${path}: must be one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}`;
+      }
       const forms = (parent?.anyOf ?? []).map((branch) =>
         branch.type === "object" ? "an object" : `a ${branch.type ?? "value"}${branch.pattern ? ` matching ${branch.pattern}` : ""}`);
       return `${path}: must be ${forms.join(" or ")}${exampleHint(parent)}`;
