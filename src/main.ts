@@ -52,7 +52,8 @@ export interface RunningService {
 export async function startService(options: ServeOptions): Promise<RunningService> {
   const { configPath, log } = options;
   const config = loadConfig(configPath, options.environment);
-  logConfigWarnings(log, config);
+  log.info({ config: configPath }, `starting on config ${configPath}`);
+  logConfigWarnings(log, config, configPath);
   const store = await openStore(config.storage, {
     warn: (message) => log.warn({ reason: message }, "store file permissions tightened"),
     onConnectionLoss: (reason, alsoLost) => log.warn({ reason, alsoLost }, "database connection lost; reconnecting"),
@@ -100,7 +101,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     throw err;
   }
   const url = addressUrl(server);
-  log.info({ url, storage: store.kind, transport: ctx.mailer.description }, "gatehouse listening");
+  log.info({ url, config: configPath, storage: store.kind, transport: ctx.mailer.description }, "gatehouse listening");
 
   let closed = false;
   return {

@@ -1,22 +1,23 @@
 import type { Command } from "commander";
-import { configWarnings, environmentOverrides } from "../config.ts";
+import { configWarnings, loadConfigWithSources, resolveConfigPath } from "../config.ts";
+import { configReport, describeSource } from "../config-report.ts";
 import { compileRules } from "../domain/filters.ts";
-import { readConfig } from "./admin-context.ts";
 import { configOption, type Io } from "./common.ts";
 
 export function registerCheckConfig(program: Command, io: Io): void {
   program
     .command("check-config")
-    .description("validate a config file and exit")
+    .description("validate a config file; show each value, where it came from (default, file, env), secrets masked")
     .addOption(configOption())
     .action((opts: { config?: string }) => {
-      const { path, config } = readConfig(opts.config);
-      compileRules(config);
-      io.out(`config ok: ${path}`);
-      // Where a value came from, never the value: these are often secrets.
-      for (const { variable, path: key } of environmentOverrides().overrides) {
-        io.out(`${key.join(".")}: from ${variable}`);
-      }
-      for (const warning of configWarnings(config)) io.err(`warning: ${warning}`);
+      const loaded = loadConfigWithSources(resolveConfigPath(opts.config));
+      compileRules(loaded.config);
+      io.out(`config ok: ${loaded.file}`);
+      const lines = configReport(loaded).map((line) => ({ ...line, from: describeSource(line.source) }));
+      const keyWidth = Math.max(...lines.map((line) => line.key.length));
+      const fromWidth = Math.max(...lines.map((line) => line.from.length));
+      for (const line of lines) io.out(`  ${line.key.padEnd(keyWidth)}  ${line.from.padEnd(fromWidth)}  ${line.value}`);
+      // A valid file is valid: the warnings go to stderr and the exit code stays 0.
+      for (const warning of configWarnings(loaded.config, loaded.file)) io.err(`warning: ${warning}`);
     });
 }

@@ -13,7 +13,7 @@ export function registerFilters(program: Command, io: Io): void {
     .requiredOption("--mail <address>", "mail address")
     .addOption(configOption())
     .action((opts: { ip: string; mail: string; config?: string }) => {
-      const { config } = readConfig(opts.config);
+      const { config } = readConfig(io, opts.config);
       const verdict = explainFilters(compileRules(config), opts.ip, opts.mail);
       for (const note of verdict.notes) io.out(`note: ${note}`);
       if (verdict.allowed) io.out("allowed: no list or filter refuses this registration");

@@ -16,7 +16,7 @@ export function registerInvites(program: Command, io: Io): void {
   adminAction(create, io, async (ctx, opts: { uses?: number; ttl?: number; username?: string }) => {
     const created = await createInvite(ctx, { kind: "admin" }, { uses: opts.uses, ttlSeconds: opts.ttl, username: opts.username });
     io.out(created.url);
-  });
+  }, { createStore: true });
   const list = invites.command("list").description("list invites: HANDLE<TAB>STATE<TAB>USES-LEFT/USES<TAB>EXPIRES<TAB>ISSUER<TAB>USERNAME");
   adminAction(list, io, async (ctx) => {
     const now = ctx.clock.now();

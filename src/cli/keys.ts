@@ -11,7 +11,7 @@ export function registerKeys(program: Command, io: Io): void {
     .argument("[name]", "a name to remember the key by", "");
   adminAction(create, io, async (ctx, name: string) => {
     io.out((await createApiKey(ctx, name)).key);
-  });
+  }, { createStore: true });
   adminAction(keys.command("list").description("list keys: ID<TAB>NAME"), io, async (ctx) => {
     for (const key of await listApiKeys(ctx)) io.out(`${key.id}\t${key.name}`);
   });

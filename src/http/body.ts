@@ -41,7 +41,9 @@ export function decodeBase64(text: string): Buffer {
   let unpadded = compact.length;
   while (unpadded > 0 && compact.charCodeAt(unpadded - 1) === 0x3d) unpadded--;
   if (compact.length === 0 || !BASE64.test(compact) || unpadded % 4 === 1) {
-    throw new AppError("MALFORMED_REQUEST", "body is not base64");
+    // The usual first mistake is posting the JSON as it is: say what was expected and how to make it.
+    const what = compact.startsWith("{") || compact.startsWith("[") ? "body looks like raw JSON, not base64" : "body is not base64";
+    throw new AppError("MALFORMED_REQUEST", `${what}: send base64-encoded JSON (e.g. \`base64 -w0 registration.json\`), or the JSON itself with Content-Type: application/json`);
   }
   return Buffer.from(compact, "base64");
 }

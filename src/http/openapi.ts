@@ -68,6 +68,8 @@ const ERROR_CODES: Record<ErrorCode, string> = {
   SERVER_BUSY: "too many password hashes are queued",
   ACCOUNT_SERVER_UNAVAILABLE: "an account server did not answer in time",
   STORE_UNAVAILABLE: "the database cannot be reached",
+  INVITE_QUOTA_EXCEEDED: "the logged-in account has made `invites.perUser.max` invites within `perDays`; `Retry-After` says when one frees",
+  ACCOUNT_TOO_NEW: "the logged-in account is younger than `invites.perUser.minAccountAgeDays`",
 };
 
 /** What any request that reads or writes the store may meet. */
@@ -374,7 +376,7 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       requestBody: { required: false, content: json({ type: "object" }) },
       security: [...API_KEY, { sessionCookie: [] }],
       responses: { "200": { description: "the invite", content: json(ref("Invite")) } },
-      refusals: ["API_KEY_INVALID", "UNAUTHENTICATED", "CROSS_SITE_REQUEST", ...BODY, ...WRITES],
+      refusals: ["API_KEY_INVALID", "UNAUTHENTICATED", "CROSS_SITE_REQUEST", "INVITE_QUOTA_EXCEEDED", "ACCOUNT_TOO_NEW", ...BODY, ...WRITES],
     },
     {
       method: "get",

@@ -5,8 +5,8 @@ import type { Logger } from "pino";
 import { configForReload, configWarnings, loadConfig, type Config, type Environment } from "../config.ts";
 import { applyConfig, type AppContext } from "../context.ts";
 
-export function logConfigWarnings(log: Logger, config: Config): void {
-  for (const warning of configWarnings(config)) log.warn({ warning }, `config warning: ${warning}`);
+export function logConfigWarnings(log: Logger, config: Config, file: string): void {
+  for (const warning of configWarnings(config, file)) log.warn({ warning }, `config warning: ${warning}`);
 }
 
 function fingerprint(file: string): string | null {
@@ -59,7 +59,7 @@ export function watchConfig(ctx: AppContext, options: ConfigWatchOptions): Confi
     loadedConfig = next;
     if (restart.length > 0) log.warn({ keys: restart }, "config changes that need a restart to take effect");
     log.info({ file: configPath }, "config reloaded");
-    logConfigWarnings(log, next);
+    logConfigWarnings(log, next, configPath);
     return true;
   };
 

@@ -19,6 +19,17 @@ async function apply(tx: Kysely<any>, db: Db): Promise<void> {
   }
 }
 
+/** The table every gatehouse store has from its first migration on. */
+export const MIGRATIONS_TABLE = "gatehouse_migrations";
+
+/** Whether gatehouse's tables are there at all: a database without them is no gatehouse store yet. */
+export async function hasSchema(db: Db): Promise<boolean> {
+  const found = db.dialect === "postgres"
+    ? await sql`SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ${MIGRATIONS_TABLE}`.execute(db.q)
+    : await sql`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ${MIGRATIONS_TABLE}`.execute(db.q);
+  return found.rows.length > 0;
+}
+
 /**
  * Brings the schema up to date. Instances starting together queue: on PostgreSQL behind an
  * advisory lock per schema that ends with the transaction, on SQLite behind BEGIN IMMEDIATE.

@@ -1,9 +1,11 @@
+import { existsSync } from "node:fs";
 import { accountsStore } from "./accounts.ts";
 import { connectDb, type ConnectOptions, type Db } from "./db.ts";
 import { invitesStore } from "./invites.ts";
 import { keysStore } from "./keys.ts";
 import { metaStore } from "./meta.ts";
-import { migrate } from "./migrate.ts";
+import { sqliteFileHasTable } from "./dialect/sqlite.ts";
+import { hasSchema, migrate, MIGRATIONS_TABLE } from "./migrate.ts";
 import { outboxStore } from "./outbox.ts";
 import { pendingStore } from "./pending.ts";
 import { sessionsStore } from "./sessions.ts";
@@ -32,7 +34,35 @@ export async function connectStore(url: string, options: ConnectOptions = {}): P
 
 /** Opens and migrates the store a `storage` URL names. */
 export async function openStore(url: string, options: ConnectOptions = {}): Promise<Store> {
-  const store = await connectStore(url, options);
+  return migrated(await connectStore(url, options));
+}
+
+/**
+ * openStore for a store that exists already; null, having created nothing, when the SQLite file is
+ * not there or the database has no gatehouse tables.
+ */
+export async function openExistingStore(url: string, options: ConnectOptions = {}): Promise<Store | null> {
+  if (url.startsWith("sqlite:")) {
+    // Opening a SQLite file for writing creates it (and its directory), and makes any file a WAL database: look first.
+    const file = url.slice("sqlite:".length);
+    if (!existsSync(file) || sqliteFileHasTable(file, MIGRATIONS_TABLE) === false) return null;
+  }
+  const db = await connectDb(url, options);
+  let exists: boolean;
+  try {
+    exists = await hasSchema(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  if (!exists) {
+    await db.close();
+    return null;
+  }
+  return migrated(composeStore(db));
+}
+
+async function migrated(store: Store): Promise<Store> {
   try {
     await store.migrate();
   } catch (err) {

@@ -1,4 +1,7 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { runCli } from "../../src/cli/index.ts";
+import { PACKAGE_ROOT } from "../../src/config.ts";
 import { createHarness, type Harness } from "./harness.ts";
 import { captureIo } from "./service.ts";
 
@@ -22,4 +25,30 @@ export async function createCliHarness(): Promise<Harness> {
   const h = await createHarness(FILTERS);
   h.clock.t = Date.now();
   return h;
+}
+
+/**
+ * Runs `gatehouse ARGS` as its own process, from `cwd`, with `env` added to the environment (where
+ * an operator's shell would have it), and collects what it prints.
+ */
+export function runGatehouse(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "bin/gatehouse.js"), ...args], {
+    cwd: options.cwd,
+    env: { ...withoutGatehouseVariables(process.env), ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const lines = (text: string) => text.split("\n").filter((line) => line.length > 0);
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code: code ?? -1, out: lines(stdout), err: lines(stderr) }));
+  });
+}
+
+/** The test runner's own GATEHOUSE_… variables (a config named by GATEHOUSE_CONFIG, overrides) would leak into the command. */
+function withoutGatehouseVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("GATEHOUSE_") || name.startsWith("GATEHOUSE_TEST_")));
 }

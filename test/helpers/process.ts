@@ -12,10 +12,22 @@ export interface ServeProcess {
   stop(timeoutMs?: number): Promise<number | null>;
 }
 
+export interface SpawnServeOptions {
+  /** How many "gatehouse listening" lines to wait for (one per worker). */
+  listening?: number;
+  timeoutMs?: number;
+  /** The working directory (default: this process's). */
+  cwd?: string;
+  /** Variables added to this process's environment. */
+  env?: Record<string, string>;
+}
+
 /** Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens. */
-export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000 } = {}): Promise<ServeProcess> {
+export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000, cwd, env }: SpawnServeOptions = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [join(PACKAGE_ROOT, "bin/gatehouse.js"), "serve", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    cwd,
+    env: env ? { ...process.env, ...env } : undefined,
   });
   const logs: Record<string, unknown>[] = [];
   const stderr: string[] = [];

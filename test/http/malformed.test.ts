@@ -96,6 +96,22 @@ test("bodies that are not base64 are refused with 400", async () => {
   });
 });
 
+test("raw JSON posted without Content-Type: application/json gets a 400 saying to base64-encode it (base64 -w0)", async () => {
+  await withSeeded(async ({ h, expectRefusal }) => {
+    const json = Buffer.from(JSON.stringify(registration({ username: "rawjson", mail: "rawjson@example.org" })));
+    for (const contentType of [null, "application/encoded", "text/plain", "application/x-www-form-urlencoded"]) {
+      const res = await postBytes(h, BASE, contentType, json);
+      await expectRefusal(res, 400, `raw JSON as ${contentType ?? "no Content-Type"}`);
+      assert.equal(res.body.error, "MALFORMED_REQUEST");
+      assert.match(res.body.message, /^body looks like raw JSON, not base64: send base64-encoded JSON \(e\.g\. `base64 -w0 registration\.json`\), or the JSON itself with Content-Type: application\/json$/);
+    }
+    // Any other body that is no base64 gets the same advice, without the guess.
+    const res = await postBase64Text(h, "not base64!");
+    await expectRefusal(res, 400, "not base64");
+    assert.match(res.body.message, /^body is not base64: send base64-encoded JSON \(e\.g\. `base64 -w0 /);
+  });
+});
+
 test("base64 of something that is not JSON is refused with 400", async () => {
   await withSeeded(async ({ h, expectRefusal }) => {
     for (const text of ["hello", "{", "{'username': 'x'}", "undefined", "NaN", '{"a":1,}', "\u0000"]) {

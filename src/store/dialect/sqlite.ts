@@ -37,6 +37,28 @@ export function openSqliteFile(file: string, warn: (message: string) => void = (
 }
 
 /**
+ * Whether the SQLite file holds `table`, asked without changing the file: opened read-only, so a
+ * wrong path reaching some other file (or an empty one) gets no WAL header or journal. Undefined
+ * when a read-only look is not possible (a WAL file whose shared memory cannot be made).
+ */
+export function sqliteFileHasTable(file: string, table: string): boolean | undefined {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  } catch (err) {
+    if ((err as { code?: string }).code === "SQLITE_NOTADB") throw err;
+    return undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/**
  * Kysely's SQLite connection calls `prepare` for every query; this hands it each statement
  * compiled once per SQL text and reused (compiling showed up on every request in profiles).
  * The texts are the store's own queries, so the cache stays as small as the store.
