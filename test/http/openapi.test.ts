@@ -175,6 +175,7 @@ async function invitationApiRun(h: Harness): Promise<void> {
 
   await expectStatus(client(h).post("/api/invite").set("Cookie", cookie).set("Accept", JSON_ACCEPT), 200, "an invite by a logged-in account");
   await expectStatus(client(h).post("/api/invite").set("Cookie", cookie).set("Sec-Fetch-Site", "cross-site"), 403, "an invite from another site");
+  await expectStatus(client(h).post("/api/invite").set("Cookie", cookie).set("Accept", JSON_ACCEPT), 429, "an invite over the account's quota");
   await expectStatus(client(h).get("/api/me").set("Cookie", cookie), 200, "who is logged in");
   await expectStatus(client(h).get("/api/me").set("Accept", JSON_ACCEPT), 401, "nobody logged in");
   const login = (body: object) => client(h).post("/api/auth/login").set("Accept", JSON_ACCEPT).send(body);
@@ -290,6 +291,7 @@ describe("the OpenAPI description (GET /openapi.json)", () => {
     const record = (e: Exchange) => exchanges.push(e);
     const overrides = (provisionUrl: string) => ({
       register: { throttleSeconds: 60, blacklist: ["203.0.113.0/24"] },
+      invites: { perUser: { max: 1 } },
       accounts: { provisionWaitMs: 3000, provision: [{ type: "http" as const, url: `${provisionUrl}/accounts`, checkUrl: `${provisionUrl}/check`, secret: "s".repeat(32), timeoutMs: 2000 }] },
     });
     let doc: Doc | undefined;
