@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, CommanderError } from "commander";
+import { PACKAGE_ROOT } from "../config.ts";
 import { registerCheckConfig } from "./check-config.ts";
 import { defaultIo, type Io } from "./common.ts";
 import { registerFilters } from "./filters.ts";
@@ -8,9 +11,15 @@ import { registerPending } from "./pending.ts";
 import { registerServe } from "./serve.ts";
 import { registerUsers } from "./users.ts";
 
+/** The version of the installed package, as `gatehouse --version` prints it. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
+
 function buildProgram(io: Io, outcome: { exitCode: number }): Command {
   const program = new Command("gatehouse")
     .description("a self-hosted signup gate")
+    .version(packageVersion(), "-V, --version", "print the version and exit")
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .showHelpAfterError();

@@ -12,9 +12,18 @@ export interface ServeProcess {
   stop(timeoutMs?: number): Promise<number | null>;
 }
 
+/**
+ * `node` arguments that run `gatehouse ARGS` from the sources through tsx, so a test runs the
+ * working tree and needs no build; bin/gatehouse.js runs the same entry compiled (test/dist.test.ts).
+ * `serve --workers N` forks its workers with these flags too.
+ */
+export function gatehouseArgs(...args: string[]): string[] {
+  return ["--import", "tsx", join(PACKAGE_ROOT, "src/bin.ts"), ...args];
+}
+
 /** Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens. */
 export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000 } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "bin/gatehouse.js"), "serve", ...args], {
+  const child = spawn(process.execPath, gatehouseArgs("serve", ...args), {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];
