@@ -21,9 +21,12 @@ export function gatehouseArgs(...args: string[]): string[] {
   return ["--import", "tsx", join(PACKAGE_ROOT, "src/bin.ts"), ...args];
 }
 
-/** Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens. */
-export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000 } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, gatehouseArgs("serve", ...args), {
+/**
+ * Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens.
+ * `entry` is the node arguments that run gatehouse: the sources by default, a built bin/gatehouse.js for test/dist.test.ts.
+ */
+export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000, entry = gatehouseArgs() } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [...entry, "serve", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];
