@@ -1,10 +1,8 @@
 import type { Command } from "commander";
-import { ProvisionTargets } from "../accounts/from-config.ts";
 import { loadConfig, resolveConfigPath, type Config } from "../config.ts";
-import { resolveSecret, systemClock, type AppContext } from "../context.ts";
+import type { AppContext } from "../context.ts";
 import { compileRules } from "../domain/filters.ts";
 import { cryptoRandom, Sealer } from "../domain/secrets.ts";
-import { openStore } from "../store/open.ts";
 import { configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
@@ -18,6 +16,12 @@ export function readConfig(file: string | undefined): { path: string; config: Co
 /** Loads the config, opens its store for `use`, and closes the store whatever `use` does. */
 export async function withAdminContext<T>(io: Io, file: string | undefined, use: (ctx: AdminContext) => Promise<T>): Promise<T> {
   const { config } = readConfig(file);
+  // Loaded here, not at the top: check-config and --version need none of the store, mail or account servers.
+  const [{ ProvisionTargets }, { resolveSecret, systemClock }, { openStore }] = await Promise.all([
+    import("../accounts/from-config.ts"),
+    import("../context.ts"),
+    import("../store/open.ts"),
+  ]);
   const warn = (message: string) => io.err(`gatehouse: warning: ${message}`);
   const store = await openStore(config.storage, { warn });
   // Jobs for the account servers are sealed as the service seals them (`users delete`).

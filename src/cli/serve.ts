@@ -1,10 +1,6 @@
 import { Option, type Command } from "commander";
 import { availableParallelism } from "node:os";
-import { runPrimary } from "../cluster.ts";
 import { loadConfig, readEnvironment, resolveConfigPath } from "../config.ts";
-import { clusterBacking } from "../limiter-backing.ts";
-import { createLogger } from "../log.ts";
-import { startService } from "../main.ts";
 import { configOption, positiveInt } from "./common.ts";
 
 function parseWorkers(value: string): number {
@@ -25,6 +21,13 @@ export function registerServe(program: Command, outcome: { exitCode: number }): 
 }
 
 async function serve(file: string | undefined, workers: number): Promise<number> {
+  // The service's modules (Koa, mail, account servers, …) load when it starts, not for every command.
+  const [{ runPrimary }, { clusterBacking }, { createLogger }, { startService }] = await Promise.all([
+    import("../cluster.ts"),
+    import("../limiter-backing.ts"),
+    import("../log.ts"),
+    import("../main.ts"),
+  ]);
   const { logLevel, workerRole } = readEnvironment();
   const log = createLogger(logLevel);
   const configPath = resolveConfigPath(file);
