@@ -1,12 +1,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../src/config.ts";
 import { spawnServe } from "./helpers/process.ts";
-import { createConfigDir, freePort } from "./helpers/service.ts";
+import { registration } from "./helpers/harness.ts";
+import { createConfigDir, freePort, postRegistrationTo, waitFor } from "./helpers/service.ts";
 
 // What production runs: `npm run build`'s dist/ through bin/gatehouse.js. The build goes to a copy
 // of the package whose src/ is removed afterwards, so nothing here can fall back on the sources,
@@ -68,15 +69,30 @@ test("the built check-config validates the example config without loading tsx, e
   assert.deepEqual(loaded.filter((p) => NOT_FOR_SQLITE.includes(p)), []);
 });
 
-test("the built serve on SQLite answers /healthz and stops on SIGTERM, never loading tsx, esbuild, pg or ioredis", async () => {
+test("the built serve on SQLite registers, mails and shows the verify page, never loading tsx, esbuild, pg or ioredis", async () => {
   const port = await freePort();
   const cfg = createConfigDir({ listen: { host: "127.0.0.1", port } });
   try {
     const serve = await spawnServe(["--config", cfg.configPath], { entry: ["--require", RECORD_MODULES, join(pkg, "bin/gatehouse.js")] });
     let code: number | null;
     try {
-      const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+      const base = `http://127.0.0.1:${port}`;
+      const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 200, await health.text());
+      // An accepted registration hashes the password in dist/domain/hash-worker.js, compiled from the plain-JS source.
+      const fields = registration();
+      const registered = await postRegistrationTo(base, fields);
+      assert.equal(registered.status, 200, registered.text);
+      // The templates are found from dist/: the verify page, and the mail the outbox writes.
+      const page = await fetch(`${base}/register_account/verify/${encodeURIComponent(registered.text.trim())}`);
+      const html = await page.text();
+      assert.equal(page.status, 200, html);
+      assert.ok(html.includes(fields.username), "the confirm page names the account");
+      const mails = await waitFor(() => {
+        const files = existsSync(join(cfg.dir, "mail")) ? readdirSync(join(cfg.dir, "mail")).filter((f) => f.endsWith(".eml")) : [];
+        return files.length > 0 ? files : null;
+      }, { timeoutMs: 20_000, what: "the verification mail" });
+      assert.equal(mails.length, 1);
     } finally {
       code = await serve.stop();
     }
