@@ -21,22 +21,20 @@ export function registerServe(program: Command, outcome: { exitCode: number }): 
 }
 
 async function serve(file: string | undefined, workers: number): Promise<number> {
-  // The service's modules (Koa, mail, account servers, …) load when it starts, not for every command.
-  const [{ runPrimary }, { clusterBacking }, { createLogger }, { startService }] = await Promise.all([
-    import("../cluster.ts"),
-    import("../limiter-backing.ts"),
-    import("../log.ts"),
-    import("../main.ts"),
-  ]);
+  // The service's modules (Koa, mail, account servers, …) load when it starts, not for every
+  // command, and not in the primary of `--workers N`, which only forks and watches the workers.
+  const { createLogger } = await import("../log.ts");
   const { logLevel, workerRole } = readEnvironment();
   const log = createLogger(logLevel);
   const configPath = resolveConfigPath(file);
   if (workers > 1 && workerRole === null) {
     const config = loadConfig(configPath); // refuse a bad config here, before any worker starts
+    const { runPrimary } = await import("../cluster.ts");
     const exitCode = await runPrimary(workers, log, config.metrics.enabled ? config.metrics.listen : undefined);
     log.flush();
     return exitCode;
   }
+  const [{ clusterBacking }, { startService }] = await Promise.all([import("../limiter-backing.ts"), import("../main.ts")]);
   const service = await startService({
     configPath,
     log,
