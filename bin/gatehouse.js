@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The TypeScript sources run as they are through tsx, so `npm ci` is the only build step.
-import { register } from "tsx/esm/api";
-
-register();
-const { runCli } = await import("../src/cli/index.ts");
-process.exitCode = await runCli(process.argv.slice(2));
+// Runs the compiled JavaScript in dist/ (`npm run build`, which `npm ci` runs through `prepare`):
+// production needs neither tsx nor esbuild.
+try {
+  await import("../dist/bin.js");
+} catch (err) {
+  if (err?.code !== "ERR_MODULE_NOT_FOUND" || !String(err.message).includes("/dist/bin.js")) throw err;
+  process.stderr.write("gatehouse: dist/ is not built; run `npm run build` (`npm ci` does it)\n");
+  process.exitCode = 1;
+}

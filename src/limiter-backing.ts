@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
 import type { LimiterBacking } from "./domain/limiter.ts";
@@ -16,7 +16,9 @@ export interface RedisBacking {
  * Counts in Redis, shared by every instance. When Redis is not ready, each limiter falls back to
  * an in-memory insurance limiter: limits get per-process for a while, registrations keep working.
  */
-export function createRedisBacking(url: string, log: Logger): RedisBacking {
+export async function createRedisBacking(url: string, log: Logger): Promise<RedisBacking> {
+  // Loaded only when `redis` is configured: a single instance never loads ioredis.
+  const { Redis } = await import("ioredis");
   const client = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

@@ -58,7 +58,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
     warn: (message) => log.warn({ reason: message }, "store file permissions tightened"),
     onConnectionLoss: (reason, alsoLost) => log.warn({ reason, alsoLost }, "database connection lost; reconnecting"),
   });
-  const redis: RedisBacking | null = config.redis ? createRedisBacking(config.redis, log) : null;
+  const redis: RedisBacking | null = config.redis ? await createRedisBacking(config.redis, log) : null;
   let ctx: AppContext;
   try {
     ctx = await createContext(config, store, { log, clock: options.clock, limiterBacking: redis?.backing ?? options.limiterBacking });

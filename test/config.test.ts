@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { runCli } from "../src/cli/index.ts";
 import { ConfigError, EXAMPLE_CONFIG, loadConfig, PACKAGE_ROOT, parseConfig } from "../src/config.ts";
 import { AUTH_TOKEN, registration } from "./helpers/harness.ts";
+import { gatehouseArgs } from "./helpers/process.ts";
 import {
   captureIo,
   countLogs,
@@ -528,7 +529,7 @@ test("`gatehouse serve` reloads on SIGHUP and exits 0 on SIGTERM", async () => {
   let cfg: ConfigDir | undefined;
   const port = await freePort();
   cfg = createConfigDir({ listen: { host: "127.0.0.1", port } });
-  const child = spawn(process.execPath, ["bin/gatehouse.js", "serve", "--config", cfg.configPath], {
+  const child = spawn(process.execPath, gatehouseArgs("serve", "--config", cfg.configPath), {
     cwd: PACKAGE_ROOT,
     env: { ...process.env, GATEHOUSE_LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],

@@ -274,7 +274,7 @@ function processTicks(pid: number): number {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const own = Number(fields[11]) + Number(fields[12]); // utime, stime
     if (pid === process.pid) return own + Number(fields[13]) + Number(fields[14]);
-    // A server's live children are its own work: `serve --workers N`'s workers, tsx's esbuild.
+    // A server's live children are its own work: `serve --workers N`'s workers.
     return own + childrenOf(pid).reduce((sum, child) => sum + processTicks(child), 0);
   } catch {
     return 0;

@@ -45,7 +45,8 @@ function areaOf(frame: CallFrame): string {
   const path = frame.url.startsWith("file://") ? new URL(frame.url).pathname : frame.url;
   const inPackage = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path);
   if (inPackage) return inPackage[1]!;
-  if (path.startsWith(join(ROOT, "src"))) return "gatehouse src/";
+  // The server runs dist/ (npm run build), compiled one file per file of src/.
+  if (path.startsWith(join(ROOT, "src")) || path.startsWith(join(ROOT, "dist"))) return "gatehouse src/";
   return "other";
 }
 

@@ -1,11 +1,9 @@
 import type { Command } from "commander";
-import { ProvisionTargets } from "../accounts/from-config.ts";
 import { configWarnings, loadConfig, resolveConfigPath, type Config } from "../config.ts";
 import { describeStorage } from "../config-report.ts";
-import { resolveSecret, systemClock, type AppContext } from "../context.ts";
+import type { AppContext } from "../context.ts";
 import { compileRules } from "../domain/filters.ts";
 import { cryptoRandom, Sealer } from "../domain/secrets.ts";
-import { openExistingStore, openStore } from "../store/open.ts";
 import { CliError, configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
@@ -36,6 +34,12 @@ export async function withAdminContext<T>(
   options: AdminOptions = {},
 ): Promise<T> {
   const { path, config } = readConfig(io, file);
+  // Loaded here, not at the top: check-config and --version need none of the store, mail or account servers.
+  const [{ ProvisionTargets }, { resolveSecret, systemClock }, { openStore, openExistingStore }] = await Promise.all([
+    import("../accounts/from-config.ts"),
+    import("../context.ts"),
+    import("../store/open.ts"),
+  ]);
   const warn = (message: string) => io.err(`gatehouse: warning: ${message}`);
   const store = options.createStore ? await openStore(config.storage, { warn }) : await openExistingStore(config.storage, { warn });
   if (!store) {

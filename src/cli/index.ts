@@ -11,7 +11,8 @@ import { registerPending } from "./pending.ts";
 import { registerServe } from "./serve.ts";
 import { registerUsers } from "./users.ts";
 
-function packageVersion(): string {
+/** The version of the installed package, as `gatehouse --version` prints it. */
+export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;
 }
 

@@ -1,10 +1,6 @@
 import { Option, type Command } from "commander";
 import { availableParallelism } from "node:os";
-import { runPrimary } from "../cluster.ts";
 import { loadConfig, readEnvironment, resolveConfigPath } from "../config.ts";
-import { clusterBacking } from "../limiter-backing.ts";
-import { createLogger } from "../log.ts";
-import { startService } from "../main.ts";
 import { configOption, positiveInt } from "./common.ts";
 
 function parseWorkers(value: string): number {
@@ -25,15 +21,20 @@ export function registerServe(program: Command, outcome: { exitCode: number }): 
 }
 
 async function serve(file: string | undefined, workers: number): Promise<number> {
+  // The service's modules (Koa, mail, account servers, …) load when it starts, not for every
+  // command, and not in the primary of `--workers N`, which only forks and watches the workers.
+  const { createLogger } = await import("../log.ts");
   const { logLevel, workerRole } = readEnvironment();
   const log = createLogger(logLevel);
   const configPath = resolveConfigPath(file);
   if (workers > 1 && workerRole === null) {
     const config = loadConfig(configPath); // refuse a bad config here, before any worker starts
+    const { runPrimary } = await import("../cluster.ts");
     const exitCode = await runPrimary(workers, log, config.metrics.enabled ? config.metrics.listen : undefined);
     log.flush();
     return exitCode;
   }
+  const [{ clusterBacking }, { startService }] = await Promise.all([import("../limiter-backing.ts"), import("../main.ts")]);
   const service = await startService({
     configPath,
     log,

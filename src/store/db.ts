@@ -1,7 +1,5 @@
 import { Kysely, sql, type Compilable, type CompiledQuery, type QueryResult, type Transaction } from "kysely";
 import { CommitOutcomeUnknown, isConnectionLoss, Reconnecting, type IfCommitUnknown } from "./connection-loss.ts";
-import { postgresDialect } from "./dialect/postgres.ts";
-import { sqliteDialect } from "./dialect/sqlite.ts";
 import type { Tables } from "./schema.ts";
 
 export type Dialect = "sqlite" | "postgres";
@@ -79,9 +77,12 @@ export interface ConnectOptions {
 /** Connects to the database a `storage` URL names, without migrating it; fails now if it cannot be reached. */
 export async function connectDb(url: string, options: ConnectOptions = {}): Promise<Db> {
   let db: Db;
+  // Each driver is loaded only for the storage that uses it: a SQLite install never loads pg.
   if (url.startsWith("sqlite:")) {
+    const { sqliteDialect } = await import("./dialect/sqlite.ts");
     db = dbOver("sqlite", new Kysely<Tables>({ dialect: sqliteDialect(url.replace(/^sqlite:/, ""), options.warn) }), null);
   } else if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    const { postgresDialect } = await import("./dialect/postgres.ts");
     const reconnecting = new Reconnecting(options.onConnectionLoss ?? (() => {}));
     db = dbOver("postgres", new Kysely<Tables>({ dialect: postgresDialect(url, reconnecting) }), reconnecting);
   } else {

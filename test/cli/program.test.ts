@@ -27,9 +27,13 @@ test("--help prints the usage and exits 0", async () => {
   assert.deepEqual(io.err, []);
 });
 
-test("--version prints the package's version and exits 0", async () => {
-  const io = captureIo();
-  assert.equal(await runCli(["--version"], io.io), 0);
+test("--version and -V print the package's version and exit 0", async () => {
   const { version } = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
-  assert.deepEqual(io.out, [version]);
+  assert.match(version, /^\d+\.\d+\.\d+/);
+  for (const flag of ["--version", "-V"]) {
+    const io = captureIo();
+    assert.equal(await runCli([flag], io.io), 0, flag);
+    assert.deepEqual(io.out, [version], flag);
+    assert.deepEqual(io.err, [], flag);
+  }
 });

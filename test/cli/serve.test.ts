@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { PACKAGE_ROOT } from "../../src/config.ts";
+import { gatehouseArgs } from "../helpers/process.ts";
 import { createConfigDir } from "../helpers/service.ts";
 
 test("serve on a port that is in use exits 1 with the reason instead of hanging", async () => {
@@ -10,7 +11,7 @@ test("serve on a port that is in use exits 1 with the reason instead of hanging"
   await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", () => resolve()));
   const port = (busy.address() as AddressInfo).port;
   const cfg = createConfigDir({ listen: { host: "127.0.0.1", port } });
-  const child = spawn(process.execPath, ["bin/gatehouse.js", "serve", "--config", cfg.configPath], {
+  const child = spawn(process.execPath, gatehouseArgs("serve", "--config", cfg.configPath), {
     cwd: PACKAGE_ROOT,
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -35,8 +35,8 @@ if (!REDIS) {
 } else {
   test("two instances on one Redis share the throttle", async () => {
     const log = createLogger("silent");
-    const a = createRedisBacking(REDIS, log);
-    const b = createRedisBacking(REDIS, log);
+    const a = await createRedisBacking(REDIS, log);
+    const b = await createRedisBacking(REDIS, log);
     try {
       const ta = createThrottle(30, a.backing)!;
       const tb = createThrottle(30, b.backing)!;
@@ -60,7 +60,7 @@ if (!REDIS) {
     const port = await freePort();
     let server = startRedis(port);
     const logs = new LogCapture();
-    const redis = createRedisBacking(`redis://127.0.0.1:${port}`, createLogger("info", logs));
+    const redis = await createRedisBacking(`redis://127.0.0.1:${port}`, createLogger("info", logs));
     try {
       await waitReady(redis.client);
       const limiters = createLimiters(30, redis.backing);

@@ -35,7 +35,7 @@ function limiterTest(name: string, overrides: Overrides, body: (h: Harness, t: T
     return;
   }
   test(`${name} (Redis)`, async (t) => {
-    const redis = createRedisBacking(REDIS, createLogger("silent"));
+    const redis = await createRedisBacking(REDIS, createLogger("silent"));
     try {
       await waitFor(() => redis.client.status === "ready", { what: "Redis to be ready" });
       const run = randomUUID();

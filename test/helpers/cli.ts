@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { runCli } from "../../src/cli/index.ts";
-import { PACKAGE_ROOT } from "../../src/config.ts";
 import { createHarness, type Harness } from "./harness.ts";
+import { gatehouseArgs } from "./process.ts";
 import { captureIo } from "./service.ts";
 
 export interface CliResult {
@@ -32,7 +31,7 @@ export async function createCliHarness(): Promise<Harness> {
  * an operator's shell would have it), and collects what it prints.
  */
 export function runGatehouse(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "bin/gatehouse.js"), ...args], {
+  const child = spawn(process.execPath, gatehouseArgs(...args), {
     cwd: options.cwd,
     env: { ...withoutGatehouseVariables(process.env), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -20,11 +20,22 @@ export interface SpawnServeOptions {
   cwd?: string;
   /** Variables added to this process's environment. */
   env?: Record<string, string>;
+  /** The node arguments that run gatehouse: the sources by default, a built bin/gatehouse.js for test/dist.test.ts. */
+  entry?: string[];
+}
+
+/**
+ * `node` arguments that run `gatehouse ARGS` from the sources through tsx, so a test runs the
+ * working tree and needs no build; bin/gatehouse.js runs the same entry compiled (test/dist.test.ts).
+ * `serve --workers N` forks its workers with these flags too.
+ */
+export function gatehouseArgs(...args: string[]): string[] {
+  return ["--import", "tsx", join(PACKAGE_ROOT, "src/bin.ts"), ...args];
 }
 
 /** Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens. */
-export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000, cwd, env }: SpawnServeOptions = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "bin/gatehouse.js"), "serve", ...args], {
+export async function spawnServe(args: string[], { listening = 1, timeoutMs = 20_000, cwd, env, entry = gatehouseArgs() }: SpawnServeOptions = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [...entry, "serve", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     cwd,
     env: env ? { ...process.env, ...env } : undefined,
