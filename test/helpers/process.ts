@@ -29,8 +29,11 @@ export interface SpawnServeOptions {
  * working tree and needs no build; bin/gatehouse.js runs the same entry compiled (test/dist.test.ts).
  * `serve --workers N` forks its workers with these flags too.
  */
+const TSX_LOADER = import.meta.resolve("tsx");
+
 export function gatehouseArgs(...args: string[]): string[] {
-  return ["--import", "tsx", join(PACKAGE_ROOT, "src/bin.ts"), ...args];
+  // tsx by its full URL: a bare `--import tsx` resolves from the child's working directory.
+  return ["--import", TSX_LOADER, join(PACKAGE_ROOT, "src/bin.ts"), ...args];
 }
 
 /** Runs `gatehouse serve ARGS` as its own process, as an operator would, and waits until it listens. */
