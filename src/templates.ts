@@ -30,6 +30,9 @@ import Handlebars from "handlebars";
 import i18next, { type i18n as I18n } from "i18next";
 import { PACKAGE_ROOT, type Config } from "./config.ts";
 import type { MailModels, MailName } from "./domain/outbox-items.ts";
+import { matchLanguage, offeredLanguage } from "./languages.ts";
+
+export { matchLanguage };
 
 export const TEMPLATE_DIR = join(PACKAGE_ROOT, "templates");
 
@@ -108,19 +111,6 @@ export function siteView(config: Pick<Config, "site" | "publicUrl">): SiteView {
     supportUrl: site.supportUrl,
     nextUrl: site.signInUrl ?? site.homeUrl,
   };
-}
-
-/**
- * The offered language that `tag` asks for: the same tag (case aside), else one with the same
- * primary language (de-AT asks for de; de asks for de-CH when only that is offered), else none.
- */
-export function matchLanguage(tag: string, offered: readonly string[]): string | undefined {
-  const wanted = tag.trim().toLowerCase();
-  if (!wanted) return undefined;
-  const exact = offered.find((code) => code.toLowerCase() === wanted);
-  if (exact) return exact;
-  const primary = wanted.split("-")[0];
-  return offered.find((code) => code.toLowerCase() === primary) ?? offered.find((code) => code.toLowerCase().split("-")[0] === primary);
 }
 
 /** Formats a time in words a person reads, in UTC with the zone named (pages cannot know the reader's zone). */
@@ -350,7 +340,7 @@ export class Templates {
 
   /** `lang` if offered, else the default language. */
   language(lang: string | undefined): string {
-    return (lang && matchLanguage(lang, this.languages)) || this.languages[0]!;
+    return offeredLanguage(lang, this.languages);
   }
 
   /** One catalogue string, for what is not a template (e.g. a plain-text answer). */
