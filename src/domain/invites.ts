@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { offeredLanguage } from "../languages.ts";
 import type { AccountSummary, InviteRecord, NewOutboxItem, Store } from "../store/store.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import type { Rules } from "./filters.ts";
@@ -120,6 +121,8 @@ export async function acceptInvite(
   token: string,
   name: string,
   password: string,
+  /** The language of the page it was accepted on (DESIGN §10), kept for mail about the account. */
+  lang?: string,
 ): Promise<{ account: AccountSummary; invite: InviteRecord; provisioning: Exclude<ProvisionResult, "taken"> }> {
   const invite = await findLiveInvite(deps, token);
   const username = prepareRequestedName(name);
@@ -136,7 +139,7 @@ export async function acceptInvite(
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
-  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] => [
+  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash, lang: lang === undefined ? null : offeredLanguage(lang, deps.config.languages) }, (account): NewOutboxItem[] => [
     // The jobs come first: the account's events are held until every job is done (DESIGN §9).
     ...createJobs(deps, account.username, { passwordHash, password }, now),
     ...(webhook

@@ -6,7 +6,7 @@ import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites
 import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
 import { readForm } from "./body.ts";
-import { keepLanguage, sendPage, shownError } from "./respond.ts";
+import { keepLanguage, pageLanguage, sendPage, shownError } from "./respond.ts";
 import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
 export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates" | "metrics">;
@@ -68,7 +68,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
     try {
-      const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "");
+      const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "", pageLanguage(ctx, deps.templates.languages));
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
       sendPage(ctx, deps.templates, "invite-success", { username: account.username, shortly: provisioning === "shortly" });

@@ -52,6 +52,7 @@ const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string
       verified_at: p.now,
       invited_by: p.invitedBy,
       invite_id: p.inviteId,
+      lang: p.lang ?? null,
     })
     .returning(ACCOUNT_COLUMNS),
 );

@@ -129,6 +129,8 @@ export interface NewAccount {
   /** The username's UTS #39 confusable skeleton (usernameSkeleton). */
   skeleton: string;
   passwordHash: string;
+  /** The language of the page the invite was accepted on, for mail about the account. */
+  lang?: string | null;
 }
 
 export type AcceptInviteResult =
