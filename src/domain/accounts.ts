@@ -68,7 +68,7 @@ export async function refuseHeldName(
 export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError {
   const code = held.holder === "account" ? "USERNAME_TAKEN" : pendingAs;
   const what = code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
-  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
+  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`, held.lookalike ? { detail: "lookalike" } : {});
 }
 
 export function checkPassword(deps: { config: { accounts: Pick<Config["accounts"], "minPasswordLength"> } }, password: string): void {
