@@ -53,10 +53,13 @@ export function keepLanguage(ctx: Context, offered: readonly string[], path: str
   return asked ? `${path}${path.includes("?") ? "&" : "?"}lang=${encodeURIComponent(asked)}` : path;
 }
 
-/** This page's own URL in another language: the path with `lang` set (and a Prosody-style bare token kept). */
+/**
+ * This page in another language: a query-only link (`?lang=de`, with a Prosody-style bare token
+ * kept), which stays on this path; a link naming the path would let `//host` paths point away.
+ */
 function switchHref(ctx: Context): (code: string) => string {
   const kept = ctx.method === "GET" ? ctx.querystring.split("&").filter((part) => part !== "" && !part.startsWith("lang=")) : [];
-  return (code) => `${ctx.path}?${[...kept, `lang=${encodeURIComponent(code)}`].join("&")}`;
+  return (code) => `?${[...kept, `lang=${encodeURIComponent(code)}`].join("&")}`;
 }
 
 export function sendPage<N extends PageName>(ctx: Context, templates: Templates, name: N, model: PageModels[N], status = 200): void {

@@ -38,13 +38,24 @@ test("a language chosen with ?lang= stays chosen through the form, and the switc
     const page = await h.http.get(`${VERIFY}?lang=fr`);
     assert.match(page.text, /<form method="post" action="\/register_account\/verify\/\?lang&#x3D;fr">/, "= written as its character reference");
     for (const [code, name] of [["en", "English"], ["de", "Deutsch"], ["es", "español"]]) {
-      assert.match(page.text, new RegExp(`<a href="/register_account/verify/\\?lang&#x3D;${code}" lang="${code}" hreflang="${code}">${name}</a>`));
+      assert.match(page.text, new RegExp(`<a href="\\?lang&#x3D;${code}" lang="${code}" hreflang="${code}">${name}</a>`));
     }
     assert.match(page.text, /<span lang="fr" aria-current="true">français<\/span>/);
     const wrong = await h.http.post(`${VERIFY}?lang=fr`).type("form").send({ uuid: "nope" });
     assert.equal(wrong.status, 404);
     assert.equal(htmlLang(wrong.text), "fr");
     assert.match(wrong.text, /Ce code est inconnu ou a expiré/);
+  });
+});
+
+test("the switcher's links stay on the page's own path, whatever the path looks like", async () => {
+  await withHarness(ALL, async (h) => {
+    const res = await h.http.get("//evil.example/x?lang=de").set("accept", "text/html");
+    assert.equal(res.status, 404);
+    assert.doesNotMatch(res.text, /href="\/\/evil/);
+    assert.match(res.text, /<a href="\?lang&#x3D;en" lang="en"/);
+    const prosody = await h.http.get("/invite?Iabcd1234&lang=fr").set("accept", "text/html");
+    assert.match(prosody.text, /<a href="\?Iabcd1234&amp;lang&#x3D;de" lang="de"/, "a bare token in the query is kept");
   });
 });
 
