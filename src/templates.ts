@@ -114,21 +114,35 @@ export function siteView(config: Pick<Config, "site" | "publicUrl">): SiteView {
   };
 }
 
+// Building an Intl formatter costs about as much as rendering a whole page: one per language, kept.
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+const languageNames = new Map<string, string>();
+
 /** Formats a time in words a person reads, in UTC with the zone named (pages cannot know the reader's zone). */
 export function formatDate(value: unknown, lang: string): string {
   const ms = typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : NaN;
   if (!Number.isFinite(ms)) return String(value ?? "");
-  return new Intl.DateTimeFormat(lang, {
-    year: "numeric", month: "long", day: "numeric", hour: "numeric", minute: "2-digit", timeZone: "UTC", timeZoneName: "short",
-  }).format(ms);
+  let format = dateFormats.get(lang);
+  if (!format) {
+    format = new Intl.DateTimeFormat(lang, {
+      year: "numeric", month: "long", day: "numeric", hour: "numeric", minute: "2-digit", timeZone: "UTC", timeZoneName: "short",
+    });
+    dateFormats.set(lang, format);
+  }
+  return format.format(ms);
 }
 
 function languageName(code: string): string {
-  try {
-    return new Intl.DisplayNames([code], { type: "language" }).of(code) ?? code;
-  } catch {
-    return code;
+  let name = languageNames.get(code);
+  if (name === undefined) {
+    try {
+      name = new Intl.DisplayNames([code], { type: "language" }).of(code) ?? code;
+    } catch {
+      name = code;
+    }
+    languageNames.set(code, name);
   }
+  return name;
 }
 
 /** A template or catalogue that cannot be used: refused at load like a bad config. */
@@ -266,8 +280,19 @@ export class Templates {
 
     const hb = Handlebars.create();
     const i18n = this.#i18n;
+    // A string without values is the same every time: looked up once per language (an i18next
+    // lookup costs about as much as the rest of the page).
+    const plain = new Map<string, string>();
     hb.registerHelper("t", function (key: unknown, options: Handlebars.HelperOptions) {
-      return i18n.t(String(key), { ...options.hash, lng: options.data?.lang ?? config.languages[0] });
+      const lng: string = options.data?.lang ?? config.languages[0];
+      if (Object.keys(options.hash).length > 0) return i18n.t(String(key), { ...options.hash, lng });
+      const cacheKey = `${lng}\u0000${String(key)}`;
+      let text = plain.get(cacheKey);
+      if (text === undefined) {
+        text = i18n.t(String(key), { lng });
+        plain.set(cacheKey, text);
+      }
+      return text;
     });
     hb.registerHelper("errorText", function (error: ShownError | undefined, options: Handlebars.HelperOptions) {
       if (!error) return "";
