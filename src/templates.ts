@@ -307,7 +307,7 @@ export class Templates {
     // A link as a person reads it: a mail address without its scheme.
     hb.registerHelper("linkText", (url: unknown) => String(url ?? "").replace(/^mailto:/i, ""));
 
-    const compile = (name: string, path: string, options: CompileOptions = {}): Handlebars.TemplateDelegate => {
+    const compile = (path: string, options: CompileOptions = {}): Handlebars.TemplateDelegate => {
       const source = readFileSync(path, "utf8");
       let keys: string[];
       try {
@@ -323,13 +323,8 @@ export class Templates {
     for (const [file, path] of filesIn(dirs, "pages")) {
       if (!file.endsWith(".hbs")) continue;
       const name = file.slice(0, -4);
-      if (name.startsWith("_")) {
-        const source = readFileSync(path, "utf8");
-        compile(`pages/${file}`, path);
-        hb.registerPartial(name.slice(1), source);
-      } else {
-        this.#pages.set(name, compile(`pages/${file}`, path));
-      }
+      if (name.startsWith("_")) hb.registerPartial(name.slice(1), compile(path));
+      else this.#pages.set(name, compile(path));
     }
     const mailFiles = filesIn(dirs, "mail");
     for (const file of mailFiles.keys()) {
@@ -338,7 +333,7 @@ export class Templates {
       const part = (suffix: string, options: CompileOptions = {}) => {
         const path = mailFiles.get(`${kind}.${suffix}`);
         if (!path) throw new TemplateError(`mail/${kind}.${suffix}`, `is missing (mail/${kind}.subject.txt needs it)`);
-        return compile(`mail/${kind}.${suffix}`, path, options);
+        return compile(path, options);
       };
       // Plain-text parts are not HTML: escaping them would mangle "&" in links.
       this.#mail.set(kind, { subject: part("subject.txt", { noEscape: true }), text: part("txt", { noEscape: true }), html: part("html") });
