@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { configWarnings, loadConfigWithSources, resolveConfigPath } from "../config.ts";
 import { configReport, describeSource } from "../config-report.ts";
 import { compileRules } from "../domain/filters.ts";
+import { Templates } from "../templates.ts";
 import { configOption, type Io } from "./common.ts";
 
 export function registerCheckConfig(program: Command, io: Io): void {
@@ -12,6 +13,8 @@ export function registerCheckConfig(program: Command, io: Io): void {
     .action((opts: { config?: string }) => {
       const loaded = loadConfigWithSources(resolveConfigPath(opts.config));
       compileRules(loaded.config);
+      // templates.dir and languages: a template that would stop start-up is reported here too.
+      new Templates(loaded.config);
       io.out(`config ok: ${loaded.file}`);
       const lines = configReport(loaded).map((line) => ({ ...line, from: describeSource(line.source) }));
       const keyWidth = Math.max(...lines.map((line) => line.key.length));

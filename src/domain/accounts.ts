@@ -68,7 +68,7 @@ export async function refuseHeldName(
 export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError {
   const code = held.holder === "account" ? "USERNAME_TAKEN" : pendingAs;
   const what = code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
-  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
+  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`, held.lookalike ? { detail: "lookalike" } : {});
 }
 
 /** How an invite names the account that issued it, and how pilcrow's API names an account: `u<id>`. */
@@ -78,5 +78,5 @@ export function accountIssuerId(id: number): string {
 
 export function checkPassword(deps: { config: { accounts: Pick<Config["accounts"], "minPasswordLength"> } }, password: string): void {
   const min = deps.config.accounts.minPasswordLength;
-  if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`);
+  if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`, { values: { count: min } });
 }

@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { offeredLanguage } from "../languages.ts";
 import type { AccountSummary, InviteRecord, NewInvite, NewOutboxItem, Store } from "../store/store.ts";
 import { accountIssuerId, checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import type { Rules } from "./filters.ts";
@@ -147,7 +148,7 @@ export async function findLiveInvite(deps: Pick<InviteDeps, "store" | "clock">, 
   const invite = token.length > 0 && token.length <= 256 ? await deps.store.findInviteByTokenHash(hashToken(token)) : null;
   if (!invite) throw new AppError("INVITE_NOT_FOUND", "this invitation does not exist");
   const state = inviteState(invite, deps.clock.now());
-  if (state) throw new AppError("INVITE_GONE", GONE_MESSAGES[state]);
+  if (state) throw new AppError("INVITE_GONE", GONE_MESSAGES[state], { detail: state });
   return invite;
 }
 
@@ -168,13 +169,15 @@ export async function acceptInvite(
   token: string,
   name: string,
   password: string,
+  /** The language of the page it was accepted on (DESIGN §10), kept for mail about the account. */
+  lang?: string,
 ): Promise<{ account: AccountSummary; invite: InviteRecord; provisioning: Exclude<ProvisionResult, "taken"> }> {
   const invite = await findLiveInvite(deps, token);
   const username = prepareRequestedName(name);
   const skeleton = usernameSkeleton(username);
   refuseReservedName(deps, username, skeleton);
   if (invite.username !== null && invite.username !== username) {
-    throw new AppError("INVITE_NAME_MISMATCH", `this invitation is for the username ${invite.username}`);
+    throw new AppError("INVITE_NAME_MISMATCH", `this invitation is for the username ${invite.username}`, { values: { username: invite.username } });
   }
   checkPassword(deps, password);
   const now = deps.clock.now();
@@ -184,7 +187,7 @@ export async function acceptInvite(
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
-  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] => [
+  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash, lang: lang === undefined ? null : offeredLanguage(lang, deps.config.languages) }, (account): NewOutboxItem[] => [
     // The jobs come first: the account's events are held until every job is done (DESIGN §9).
     ...createJobs(deps, account.username, { passwordHash, password }, now),
     ...(webhook
@@ -204,7 +207,7 @@ export async function acceptInvite(
   ]);
   if (!result.ok) {
     if (result.reason === "username-taken") throw nameHeldError({ holder: "account", lookalike: false }, "USERNAME_TAKEN");
-    throw new AppError("INVITE_GONE", GONE_MESSAGES.used);
+    throw new AppError("INVITE_GONE", GONE_MESSAGES.used, { detail: "used" });
   }
   deps.log.info({ event: "user-registered", username: result.account.username, userId: result.account.id, via: "invite", invite: invite.handle }, "user-registered");
   if (webhook) deps.notifyOutbox();

@@ -64,6 +64,7 @@ const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string
       invite_id: p.inviteId,
       inviter_kind: p.inviterKind,
       inviter_id: p.inviterId,
+      lang: p.lang ?? null,
     })
     .returning(ACCOUNT_COLUMNS),
 );

@@ -82,6 +82,7 @@ const insertPending = query((q, p: NewPending & { sealedSecret: string | null })
       created_at: p.createdAt,
       expires_at: p.expiresAt,
       sealed_secret: p.sealedSecret,
+      lang: p.lang ?? null,
     })
     .returning("id"),
 );
@@ -118,7 +119,7 @@ const activeByTokenHash = query((q, p: { tokenHash: string }) =>
 const listPending = query((q, p: { now: number }) =>
   q
     .selectFrom("users as u")
-    .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at"])
+    .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at", "u.lang"])
     .select((eb) =>
       eb
         .selectFrom("outbox as o")

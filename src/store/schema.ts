@@ -32,6 +32,8 @@ export interface Tables {
     inviter_id: number | null;
     /** Sealed JSON a provisioning target needs in the clear; held only while pending, erased on activation. */
     sealed_secret: string | null;
+    /** The offered language the registration was made in (migration 008); null: the default. */
+    lang: string | null;
   };
   outbox: {
     id: Generated<number>;

@@ -18,6 +18,8 @@ export interface NewPending {
    * only while the registration is pending: activatePending hands it to the jobs and erases it.
    */
   sealedSecret?: string | null;
+  /** The offered language the registration was made in, for the mail about it. */
+  lang?: string | null;
 }
 
 /** "provision": a job that creates or removes an account on one target of accounts.provision (DESIGN §9). */
@@ -63,6 +65,8 @@ export interface PendingSummary {
   createdAt: number;
   expiresAt: number;
   mailStatus: "queued" | "sent" | "failed" | "none";
+  /** The language the registration was made in; null: the default. */
+  lang: string | null;
 }
 
 /** What `requeuePendingMail` did: an admin's "send that verification mail again". */
@@ -140,6 +144,8 @@ export interface NewAccount {
   /** The username's UTS #39 confusable skeleton (usernameSkeleton). */
   skeleton: string;
   passwordHash: string;
+  /** The language of the page the invite was accepted on, for mail about the account. */
+  lang?: string | null;
 }
 
 export type AcceptInviteResult =
