@@ -146,7 +146,7 @@ export const CONFIG_SCHEMA = Type.Object({
       /** How old an account must be before it may invite at all. */
       minAccountAgeDays: Type.Number({ minimum: 0, maximum: 3660, default: 0 }),
       /** Accounts (the site's own staff) whose invites are not limited: gatehouse has no admin role for accounts. */
-      exempt: Type.Array(Type.String({ minLength: 1, maxLength: 1023 }), { default: [] }),
+      exempt: Type.Array(Type.String({ minLength: 1, maxLength: 1023 }), { default: [], examples: [["staff"]] }),
     }, strict)),
   }, { ...strict, default: {} }),
   accounts: Type.Object({
@@ -175,17 +175,17 @@ export const CONFIG_SCHEMA = Type.Object({
   }, strict)),
   // What pages and mails show (DESIGN §10). The name falls back to publicUrl's host only when unset.
   site: Type.Object({
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\t\\n\\r]+$" })),
-    logoUrl: Type.Optional(Type.String({ format: "http-url" })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\t\\n\\r]+$", examples: ["Example Chat"] })),
+    logoUrl: Type.Optional(Type.String({ format: "http-url", examples: ["https://example.org/logo.png"] })),
     // A hex colour only: it is written into the pages' inline style.
     accentColor: Type.String({ pattern: "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$", default: "#2453a6" }),
-    homeUrl: Type.Optional(Type.String({ format: "http-url" })),
-    signInUrl: Type.Optional(Type.String({ format: "http-url" })),
-    supportUrl: Type.Optional(Type.String({ format: "link-url" })),
+    homeUrl: Type.Optional(Type.String({ format: "http-url", examples: ["https://example.org/"] })),
+    signInUrl: Type.Optional(Type.String({ format: "http-url", examples: ["https://example.org/login"] })),
+    supportUrl: Type.Optional(Type.String({ format: "link-url", examples: ["mailto:help@example.org"] })),
   }, { ...strict, default: {} }),
   templates: Type.Object({
     // Files here replace the built-in ones of the same relative name; read at start-up and on each reload.
-    dir: Type.Optional(Type.String({ minLength: 1 })),
+    dir: Type.Optional(Type.String({ minLength: 1, examples: ["./templates"] })),
   }, { ...strict, default: {} }),
   // First is the default; each needs a catalogue (locales/<tag>.json, built in or in templates.dir).
   languages: Type.Array(Type.String({ format: "language-tag" }), { minItems: 1, uniqueItems: true, default: ["en"] }),

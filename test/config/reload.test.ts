@@ -342,6 +342,26 @@ const LIVE: LiveCase[] = [
     },
   },
   {
+    // Invites a logged-in account may make (DESIGN §11): a new account invites freely, then not at all.
+    keys: ["invites.perUser.max", "invites.perUser.perDays", "invites.perUser.minAccountAgeDays", "invites.perUser.exempt"],
+    edit: (c) => (c.invites = { ...c.invites, perUser: { max: 0, perDays: 30, minAccountAgeDays: 0, exempt: [] } }),
+    observe: async (s) => {
+      const { id } = await issueInvite(s);
+      const name = `inviter${++inviters}`;
+      const accepted = await fetch(`${s.url}/api/invite/${encodeURIComponent(id)}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ name, password: "a long enough password" }),
+      });
+      assert.equal(accepted.status, 204, await accepted.text());
+      const cookie = accepted.headers.get("set-cookie")?.split(";")[0] ?? "";
+      const made = await fetch(`${s.url}/api/invite`, { method: "POST", headers: { cookie, accept: "application/json" } });
+      return made.status;
+    },
+    before: 200,
+    after: 429,
+  },
+  {
     keys: ["templates.dir"],
     edit: (c, dir) => {
       mkdirSync(join(dir, "own", "pages"), { recursive: true });
@@ -366,6 +386,8 @@ const LIVE: LiveCase[] = [
     after: "de",
   },
 ];
+
+let inviters = 0;
 
 /** Puts the receiver's address where a case wrote RECEIVER. */
 function withReceiver<T>(value: T, hooks: Receiver): T {
