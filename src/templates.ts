@@ -11,7 +11,7 @@ export interface PageModels {
   "verify-form": { action: string; error?: string };
   "verify-confirm": { action: string; username: string; expiresAt: string };
   /** shortly: an account server has not made the account yet (DESIGN §9); it will be ready shortly. */
-  "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean };
+  "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean; awaitingApproval?: boolean };
   "verify-failure": { action: string };
   error: { status: number; title: string; message: string };
   invite: {
@@ -24,8 +24,25 @@ export interface PageModels {
     error?: string;
     minPasswordLength: number;
     expiresAt: string;
+    /** A moderator will decide (invites.requireApproval): the form asks why the person joins. */
+    askReason?: boolean;
+    reason?: string;
+    maxReasonLength?: number;
   };
-  "invite-success": { username: string; siteName: string; siteUrl: string; shortly?: boolean };
+  "invite-success": { username: string; siteName: string; siteUrl: string; shortly?: boolean; awaitingApproval?: boolean };
+  /** A moderator's link (DESIGN §11): the waiting registration and one button; the reason is the person's own text. */
+  "approval-confirm": {
+    action: string;
+    /** true: the approve link's page; false: the reject link's, which also asks for a reason. */
+    approve: boolean;
+    username: string;
+    reason: string | null;
+    invitedBy: string | null;
+    createdAt: string;
+    expiresAt: string;
+    maxReasonLength: number;
+  };
+  "approval-done": { username: string; approve: boolean };
 }
 
 export type PageName = keyof PageModels;
@@ -55,7 +72,7 @@ export class Templates {
       else this.#pages.set(name, hb.compile(source, { strict: false }));
     }
     const mailDir = join(dir, "mail");
-    for (const name of ["verify"] satisfies MailName[]) {
+    for (const name of ["verify", "approval-request", "approval-approved", "approval-rejected", "approval-expired"] satisfies MailName[]) {
       const read = (suffix: string) => readFileSync(join(mailDir, `${name}.${suffix}`), "utf8");
       this.#mail.set(name, {
         // Plain-text parts are not HTML: escaping them would mangle "&" in links.

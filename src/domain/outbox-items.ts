@@ -4,6 +4,20 @@ import type { PayloadSealer } from "./ports.ts";
 /** What each mail template is given; templates.ts renders them, the domain fills them in. */
 export interface MailModels {
   verify: { username: string; link: string; expiresAt: string; siteUrl: string };
+  /** To each of register.moderators: a registration waits for approval (DESIGN §11). reason is the person's own text. */
+  "approval-request": {
+    username: string;
+    reason: string | null;
+    invitedBy: string | null;
+    approveLink: string;
+    rejectLink: string;
+    expiresAt: string;
+    siteUrl: string;
+  };
+  "approval-approved": { username: string; siteUrl: string };
+  /** reason: the moderator's, when one was given. */
+  "approval-rejected": { username: string; reason: string | null; siteUrl: string };
+  "approval-expired": { username: string; siteUrl: string };
 }
 
 export type MailName = keyof MailModels;
@@ -16,7 +30,7 @@ export interface MailPayload<N extends MailName = MailName> {
 }
 
 export interface EventPayload {
-  type: "user-registered" | "invite-accepted";
+  type: "user-registered" | "invite-accepted" | "user-approved" | "user-rejected";
   occurredAt: string;
   data: Record<string, unknown>;
 }

@@ -1,6 +1,7 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
+import { approvalRequired, cleanReason } from "./approval.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import { addressKey, findDisposableBlock, findMailFilter, findRange, parseIp, type Rules } from "./filters.ts";
 import type { Limiters } from "./limiter.ts";
@@ -21,6 +22,8 @@ export interface RegistrationRequest {
   /** Already in the one form that is filtered, hashed and mailed. */
   mail: CanonicalMail;
   auth_token: string;
+  /** What the person tells the moderators when registrations wait for approval (DESIGN §11). */
+  reason?: string;
 }
 
 export interface PendingRegistration {
@@ -67,6 +70,11 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     }
     throw new AppError("AUTH_TOKEN_INVALID", "auth_token is not valid");
   }
+
+  // Kept only when a moderator will read it; too long is a malformed request (row 4) either way.
+  const cleaned = cleanReason(input.reason);
+  const awaitsApproval = approvalRequired(config, "registration");
+  const reason = awaitsApproval ? cleaned : null;
 
   const ip = parseIp(input.ip);
   if (!ip) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
@@ -122,7 +130,8 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     const result = await store.insertPending(
       {
         username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt,
-        sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail),
+        sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail, { keepMail: awaitsApproval }),
+        reason,
       },
       outbox,
     );

@@ -69,7 +69,13 @@ export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationR
   }
   const fields = record as Record<(typeof FIELDS)[number], string>;
   if (!parseIp(fields.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
-  return { username: fields.username, password: fields.password, ip: fields.ip, mail: checkMail(fields.mail), auth_token: fields.auth_token };
+  // Optional (DESIGN §11): what the person tells the moderators; its length and characters are the domain's to check.
+  const reason = record["reason"];
+  if (reason !== undefined && reason !== null && typeof reason !== "string") throw new AppError("MALFORMED_REQUEST", "field reason is not a string");
+  return {
+    username: fields.username, password: fields.password, ip: fields.ip, mail: checkMail(fields.mail), auth_token: fields.auth_token,
+    ...(typeof reason === "string" ? { reason } : {}),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import Router from "@koa/router";
 import type { Context } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
+import { approvalRequired, MAX_REASON_LENGTH } from "../domain/approval.ts";
 import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites.ts";
 import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
@@ -25,7 +26,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     await next();
   });
 
-  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; error?: string } = {}, status = 200): void {
+  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; reason?: string; error?: string } = {}, status = 200): void {
     sendPage(ctx, deps.templates, "invite", {
       action: `/invite/${encodeURIComponent(token)}`,
       issuerName: invite.issuerName,
@@ -36,6 +37,10 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       error: form.error,
       minPasswordLength: deps.config.accounts.minPasswordLength,
       expiresAt: new Date(invite.expiresAt).toUTCString(),
+      // DESIGN §11: when a moderator decides, the person may tell them why they are joining.
+      askReason: approvalRequired(deps.config, "invite"),
+      reason: form.reason ?? "",
+      maxReasonLength: MAX_REASON_LENGTH,
     }, status);
   }
 
@@ -62,16 +67,23 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const invite = await findLiveInvite(deps, token);
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
+    const reason = form["reason"];
     try {
-      const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "");
+      const { account, provisioning, awaiting } = await acceptInvite(deps, token, username, form["password"] ?? "", reason);
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
+      if (awaiting) {
+        sendPage(ctx, deps.templates, "invite-success", {
+          username: awaiting.username, siteName: siteName(), siteUrl: deps.config.publicUrl, awaitingApproval: true,
+        });
+        return;
+      }
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
       sendPage(ctx, deps.templates, "invite-success", {
         username: account.username, siteName: siteName(), siteUrl: deps.config.publicUrl, shortly: provisioning === "shortly",
       });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
-        showForm(ctx, token, invite, { username, error: err.message }, err.status);
+        showForm(ctx, token, invite, { username, reason, error: err.message }, err.status);
         return;
       }
       throw err;

@@ -1,9 +1,9 @@
 import { sql } from "kysely";
-import { affected, query, uniqueViolation, type Db } from "./db.ts";
+import { affected, query, uniqueViolation, type Db, type Tx } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { voidExpiredPending } from "./pending.ts";
-import { ACCOUNT_COLUMNS, toAccount, toInvite } from "./rows.ts";
-import type { AcceptInviteResult, NewAccount, NewInvite, Store } from "./store.ts";
+import { ACCOUNT_COLUMNS, AWAITING_COLUMNS, toAccount, toAwaiting, toInvite } from "./rows.ts";
+import type { NewAccount, NewAwaiting, NewInvite, NewOutboxItem, Store } from "./store.ts";
 
 const insertInvite = query((q, p: NewInvite) =>
   q
@@ -56,6 +56,35 @@ const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string
     .returning(ACCOUNT_COLUMNS),
 );
 
+// With invites.requireApproval the invited person waits for a moderator (DESIGN §11) instead.
+const insertInvitedAwaiting = query((q, p: NewAccount & NewAwaiting & { now: number; invitedBy: string; inviteId: number }) =>
+  q
+    .insertInto("users")
+    .values({
+      username: p.username,
+      skeleton: p.skeleton,
+      password_hash: p.passwordHash,
+      state: "awaiting",
+      created_at: p.now,
+      verified_at: p.now,
+      expires_at: p.expiresAt,
+      approval_token_hash: p.approvalTokenHash,
+      reason: p.reason,
+      sealed_secret: p.sealedSecret,
+      invited_by: p.invitedBy,
+      invite_id: p.inviteId,
+    })
+    .returning(AWAITING_COLUMNS),
+);
+const awaitingAs = query((q, p: { username: string; passwordHash: string }) =>
+  q
+    .selectFrom("users")
+    .select(AWAITING_COLUMNS)
+    .where("username", "=", p.username)
+    .where("password_hash", "=", p.passwordHash)
+    .where("state", "=", sql.lit("awaiting")),
+);
+
 const acceptedAs = query((q, p: { username: string; passwordHash: string }) =>
   q
     .selectFrom("users")
@@ -68,10 +97,53 @@ const acceptedAs = query((q, p: { username: string; passwordHash: string }) =>
 /** Thrown inside acceptInvite's transaction to roll it back, so the invite keeps its use. */
 class NameTaken extends Error {}
 
+type Made = { now: number; invitedBy: string; inviteId: number };
+
 export function invitesStore(
   db: Db,
-): Pick<Store, "insertInvite" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "acceptInvite"> {
+): Pick<Store, "insertInvite" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "acceptInvite" | "acceptInviteAwaiting"> {
   const { q } = db;
+
+  /**
+   * Uses one of a live invite's uses and inserts the row `insert` makes in one transaction; a taken
+   * name rolls it back, so the invite keeps its use.
+   */
+  async function accept<T extends { id: number; username: string }>(
+    tokenHash: string,
+    now: number,
+    username: string,
+    insert: (tx: Tx, made: Made) => Promise<T>,
+    items: (made: T) => NewOutboxItem[],
+    ownCommit: () => Promise<T | null>,
+  ): Promise<{ ok: true; made: T } | { ok: false; reason: "gone" | "username-taken" }> {
+    try {
+      return await db.write(
+        async (tx): Promise<{ ok: true; made: T } | { ok: false; reason: "gone" }> => {
+          const [invite] = (await useInvite(tx, { tokenHash, now })).rows;
+          if (!invite) return { ok: false, reason: "gone" };
+          // A pending registration that has run out no longer holds its name.
+          await voidExpiredPending(db, tx, now, { username });
+          let made: T;
+          try {
+            made = await insert(tx, { now, invitedBy: invite.issuer_name, inviteId: invite.id });
+          } catch (err) {
+            if (uniqueViolation(err) === "username") throw new NameTaken();
+            throw err;
+          }
+          await insertOutbox(tx, items(made), made.id);
+          return { ok: true, made };
+        },
+        async () => {
+          const made = await ownCommit();
+          return made ? { ok: true, made } : null;
+        },
+      );
+    } catch (err) {
+      if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
+      throw err;
+    }
+  }
+
   return {
     async insertInvite(invite) {
       return toInvite((await db.run("once", (q) => insertInvite(q, invite))).rows[0]!);
@@ -97,35 +169,33 @@ export function invitesStore(
     },
 
     async acceptInvite(tokenHash, now, account, events) {
-      try {
-        return await db.write(
-          async (tx): Promise<AcceptInviteResult> => {
-            const [invite] = (await useInvite(tx, { tokenHash, now })).rows;
-            if (!invite) return { ok: false, reason: "gone" };
-            // A pending registration that has run out no longer holds its name.
-            await voidExpiredPending(db, tx, now, { username: account.username });
-            let created;
-            try {
-              const inserted = await insertInvited(tx, { ...account, now, invitedBy: invite.issuer_name, inviteId: invite.id });
-              created = toAccount(inserted.rows[0]!);
-            } catch (err) {
-              if (uniqueViolation(err) === "username") throw new NameTaken();
-              throw err;
-            }
-            await insertOutbox(tx, events(created), created.id);
-            return { ok: true, account: created };
-          },
-          // The password hash is salted afresh for this request: an account holding it is this
-          // transaction's commit. A plain second run would find the name taken (409) or the invite used (410).
-          async () => {
-            const [row] = (await acceptedAs(q, account)).rows;
-            return row ? { ok: true, account: toAccount(row) } : null;
-          },
-        );
-      } catch (err) {
-        if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
-        throw err;
-      }
+      return accept(
+        tokenHash,
+        now,
+        account.username,
+        async (tx, made) => toAccount((await insertInvited(tx, { ...account, ...made })).rows[0]!),
+        events,
+        // The password hash is salted afresh for this request: an account holding it is this
+        // transaction's commit. A plain second run would find the name taken (409) or the invite used (410).
+        async () => {
+          const [row] = (await acceptedAs(q, account)).rows;
+          return row ? toAccount(row) : null;
+        },
+      ).then((result) => (result.ok ? { ok: true, account: result.made } : result));
+    },
+
+    async acceptInviteAwaiting(tokenHash, now, account, items) {
+      return accept(
+        tokenHash,
+        now,
+        account.username,
+        async (tx, made) => toAwaiting((await insertInvitedAwaiting(tx, { ...account, ...account.awaiting, ...made })).rows[0]!),
+        items,
+        async () => {
+          const [row] = (await awaitingAs(q, account)).rows;
+          return row ? toAwaiting(row) : null;
+        },
+      ).then((result) => (result.ok ? { ok: true, awaiting: result.made } : result));
     },
   };
 }

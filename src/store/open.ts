@@ -1,4 +1,5 @@
 import { accountsStore } from "./accounts.ts";
+import { approvalStore } from "./approval.ts";
 import { connectDb, type ConnectOptions, type Db } from "./db.ts";
 import { invitesStore } from "./invites.ts";
 import { keysStore } from "./keys.ts";
@@ -22,6 +23,7 @@ export function composeStore(db: Db): Store {
     ...invitesStore(db),
     ...sessionsStore(db),
     ...outboxStore(db),
+    ...approvalStore(db),
   };
 }
 
