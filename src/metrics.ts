@@ -33,7 +33,7 @@ export class Metrics {
 
   readonly verifications = new Counter({
     name: "gatehouse_verifications_total",
-    help: "Verification completions by outcome: created, already_active, unknown",
+    help: "Verification completions by outcome: created, awaiting_approval, already_active, unknown",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
