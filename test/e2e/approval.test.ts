@@ -9,7 +9,10 @@ import {
   createHarness, metricSample, postRegistration, postRegistrationJson, registration, storeSnapshot, verifyToken, type Harness, type RegistrationFields,
 } from "../helpers/harness.ts";
 import { client, issueInvite, PASSWORD } from "../helpers/invites.ts";
-import { waitFor } from "../helpers/lifetimes.ts";
+import { BROWSER_SKIP, browserTestsEnabled, launchChromium, openPage, startBrowserService } from "../helpers/browser.ts";
+import { Lifetimes, waitFor } from "../helpers/lifetimes.ts";
+import { postRegistrationTo } from "../helpers/service.ts";
+import { startSmtpSink } from "../helpers/smtp.ts";
 import { SECRET as WEBHOOK_SECRET, startReceiver as startWebhookReceiver } from "../helpers/webhook-receiver.ts";
 
 // DESIGN §11 "Approval", end to end over HTTP with a real SMTP sink: a verified registration (or
@@ -284,3 +287,51 @@ test("invites.requireApproval over the invitation API: 202 awaiting approval, no
     assert.equal((await client(h).post(`/api/invite/${id}`).send({ name: "olga", password: PASSWORD, reason: 7 })).status, 400);
   });
 });
+
+if (!browserTestsEnabled()) {
+  test("approval in a browser (Chromium): the moderator mail's link", { skip: BROWSER_SKIP }, () => {});
+} else {
+  test("in Chromium, a moderator opens the approve link from the mail, sees the name and reason, and clicks approve", async () => {
+    const lifetimes = new Lifetimes();
+    try {
+      const sink = lifetimes.own(await startSmtpSink(), (s) => s.close());
+      const svc = lifetimes.own(
+        await startBrowserService({
+          register: { approval: "manual", moderators: [MODERATOR] } as Config["register"],
+          mail: { transport: `smtp://127.0.0.1:${sink.port}/?ignoreTLS=true` } as Config["mail"],
+        }),
+        (s) => s.close(),
+      );
+      const browser = lifetimes.own(await launchChromium(), (b) => b.close());
+      const fields = registration({ username: "Bruno", mail: "bruno@example.org" });
+      const answer = await postRegistrationTo(svc.url, { ...fields, reason: "Runs the <i>bakery</i>" });
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal((await fetch(`${svc.url}/register_account/verify/${answer.text}`, { method: "POST" })).status, 200);
+      await sink.waitForMail(2, 10_000);
+      const toModerators = await Promise.all(sink.received.filter((m) => m.to.includes(MODERATOR)).map((m) => simpleParser(m.raw)));
+      const link = /^Approve: (\S+)$/m.exec(toModerators[0]?.text ?? "")?.[1] ?? "";
+      assert.ok(link.startsWith(`${svc.url}/register_account/approval/`), `the approve link: ${link}`);
+
+      const { context, page, cspViolations } = await openPage(browser);
+      lifetimes.own(context, (c) => c.close());
+      const shown = await page.goto(link);
+      assert.equal(shown?.status(), 200);
+      assert.equal(await page.locator("#username").textContent(), "bruno");
+      assert.equal(await page.locator("#reason").textContent(), "Runs the <i>bakery</i>", "the reason shows as text, not markup");
+      assert.equal((await svc.service.ctx.store.listAccounts()).length, 0, "opening the link changes nothing");
+      const [done] = await Promise.all([page.waitForNavigation(), page.click("#decide")]);
+      assert.equal(done?.status(), 200);
+      assert.equal(await page.locator("h1").textContent(), "Approved");
+      assert.deepEqual(cspViolations, []);
+      assert.deepEqual((await svc.service.ctx.store.listAccounts()).map((a) => a.username), ["bruno"]);
+      await sink.waitForMail(3, 10_000);
+      const toBruno = await Promise.all(sink.received.filter((m) => m.to.includes("bruno@example.org")).map((m) => simpleParser(m.raw)));
+      assert.deepEqual(toBruno.map((m) => m.subject), ["Confirm your new account bruno", "Your account bruno is approved"]);
+
+      const reused = await page.goto(link);
+      assert.equal(reused?.status(), 404, "the link works once");
+    } finally {
+      await lifetimes.closeAll();
+    }
+  });
+}
