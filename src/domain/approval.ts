@@ -75,14 +75,14 @@ export function createApprovalTicket(deps: Pick<ApprovalDeps, "config" | "random
         mailItem(deps, {
           template: "approval-request",
           to,
+          // Moderators read the default language (the first of `languages`).
           model: {
             username: record.username,
             reason: record.reason,
             invitedBy: record.invitedBy,
             approveLink: links.approve,
             rejectLink: links.reject,
-            expiresAt: new Date(expiresAt).toUTCString(),
-            siteUrl: config.publicUrl,
+            expiresAt,
           },
         }, now),
       ),
@@ -93,6 +93,11 @@ export function createApprovalTicket(deps: Pick<ApprovalDeps, "config" | "random
 export function noteAwaiting(deps: Pick<ApprovalDeps, "config" | "log" | "notifyOutbox">, record: AwaitingRecord, path: ApprovalPath): void {
   deps.log.info({ event: "approval-requested", username: record.username, via: path, moderators: deps.config.register.moderators.length }, "registration awaits approval");
   if (deps.config.register.moderators.length > 0) deps.notifyOutbox();
+}
+
+/** The person's mails are written in the language they registered in (DESIGN §10). */
+function langOf(record: AwaitingRecord): { lang?: string } {
+  return record.lang === null ? {} : { lang: record.lang };
 }
 
 /** A moderator link's token as the store knows it; an impossible one is simply unknown. */
@@ -135,15 +140,16 @@ export async function decideApproval(deps: ApprovalDeps, by: Decider, decision: 
   const at = new Date(now).toISOString();
   const webhook = deps.config.events?.webhook;
   const decidedBy = "token" in by ? "link" : "admin";
-  const siteUrl = deps.config.publicUrl;
   if (decision.decision === "approve") {
-    const account = await deps.store.approveAwaiting(ref, now, (account, sealed) => {
+    const account = await deps.store.approveAwaiting(ref, now, (account, sealed, waited) => {
       const secret = openProvisionSecret(deps, sealed);
       const via = account.invitedBy === null ? "verification" : "invite";
       return [
         // The jobs come first: the account's events are held until every job is done (DESIGN §9).
         ...createJobs(deps, account.username, secret, now),
-        ...(secret.mail !== undefined ? [mailItem(deps, { template: "approval-approved", to: secret.mail, model: { username: account.username, siteUrl } }, now)] : []),
+        ...(secret.mail !== undefined
+          ? [mailItem(deps, { template: "approval-approved", to: secret.mail, ...langOf(waited), model: { username: account.username } }, now)]
+          : []),
         ...(webhook
           ? [
               eventItem(deps, { type: "user-approved", occurredAt: at, data: { id: account.id, username: account.username, via, decidedBy } }, now),
@@ -165,7 +171,9 @@ export async function decideApproval(deps: ApprovalDeps, by: Decider, decision: 
   const record = await deps.store.rejectAwaiting(ref, now, (record, sealed) => {
     const secret = openProvisionSecret(deps, sealed);
     return [
-      ...(secret.mail !== undefined ? [mailItem(deps, { template: "approval-rejected", to: secret.mail, model: { username: record.username, reason, siteUrl } }, now)] : []),
+      ...(secret.mail !== undefined
+        ? [mailItem(deps, { template: "approval-rejected", to: secret.mail, ...langOf(record), model: { username: record.username, reason } }, now)]
+        : []),
       ...(webhook
         ? [eventItem(deps, { type: "user-rejected", occurredAt: at, data: { username: record.username, reason, decidedBy } }, now)]
         : []),
@@ -183,10 +191,9 @@ export async function decideApproval(deps: ApprovalDeps, by: Decider, decision: 
  */
 export async function expireApprovals(deps: Pick<ApprovalDeps, "config" | "store" | "clock" | "sealer" | "notifyOutbox">): Promise<number> {
   const now = deps.clock.now();
-  const siteUrl = deps.config.publicUrl;
   const expired = await deps.store.expireAwaiting(now, (record, sealed) => {
     const secret = openProvisionSecret(deps, sealed);
-    return secret.mail === undefined ? [] : [mailItem(deps, { template: "approval-expired", to: secret.mail, model: { username: record.username, siteUrl } }, now)];
+    return secret.mail === undefined ? [] : [mailItem(deps, { template: "approval-expired", to: secret.mail, ...langOf(record), model: { username: record.username } }, now)];
   });
   if (expired > 0) deps.notifyOutbox();
   return expired;

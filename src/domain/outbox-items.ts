@@ -1,9 +1,14 @@
 import type { NewOutboxItem } from "../store/store.ts";
 import type { PayloadSealer } from "./ports.ts";
 
-/** What each mail template is given; templates.ts renders them, the domain fills them in. */
+/**
+ * What each mail template is given; templates.ts renders them (adding `site` and `lang`), the
+ * domain fills them in. A new kind is a key here plus `templates/mail/<kind>.{subject.txt,txt,html}`
+ * and its `mail.<kind>.*` catalogue strings.
+ */
 export interface MailModels {
-  verify: { username: string; link: string; expiresAt: string; siteUrl: string };
+  /** expiresAt: epoch ms (mail queued by older versions carries a date string; both render). */
+  verify: { username: string; link: string; expiresAt: number | string };
   /** To each of register.moderators: a registration waits for approval (DESIGN §11). reason is the person's own text. */
   "approval-request": {
     username: string;
@@ -11,13 +16,13 @@ export interface MailModels {
     invitedBy: string | null;
     approveLink: string;
     rejectLink: string;
-    expiresAt: string;
-    siteUrl: string;
+    /** epoch ms */
+    expiresAt: number;
   };
-  "approval-approved": { username: string; siteUrl: string };
+  "approval-approved": { username: string };
   /** reason: the moderator's, when one was given. */
-  "approval-rejected": { username: string; reason: string | null; siteUrl: string };
-  "approval-expired": { username: string; siteUrl: string };
+  "approval-rejected": { username: string; reason: string | null };
+  "approval-expired": { username: string };
 }
 
 export type MailName = keyof MailModels;
@@ -27,6 +32,8 @@ export interface MailPayload<N extends MailName = MailName> {
   template: N;
   to: string;
   model: MailModels[N];
+  /** The language to write it in (one of `languages`); absent in mail queued by older versions: the default. */
+  lang?: string;
 }
 
 export interface EventPayload {

@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { offeredLanguage } from "../languages.ts";
 import type { Store } from "../store/store.ts";
 import { approvalRequired, cleanReason } from "./approval.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
@@ -24,6 +25,8 @@ export interface RegistrationRequest {
   auth_token: string;
   /** What the person tells the moderators when registrations wait for approval (DESIGN §11). */
   reason?: string;
+  /** The language the website's page was in (a BCP 47 tag); one not offered gets the default. */
+  lang?: string;
 }
 
 export interface PendingRegistration {
@@ -113,16 +116,17 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     const expiresAt = now + config.register.pendingTtlSeconds * 1000;
     await deps.writeHealth.checkWritable(store, now);
     const passwordHash = await hashPassword(input.password);
+    const lang = offeredLanguage(input.lang, config.languages);
     const outbox = config.register.sendMail
       ? [
           mailItem(deps, {
             template: "verify",
             to: mail,
+            lang,
             model: {
               username,
               link: verifyLink(config, token),
-              expiresAt: new Date(expiresAt).toUTCString(),
-              siteUrl: config.publicUrl,
+              expiresAt,
             },
           }, now),
         ]
@@ -132,6 +136,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
         username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt,
         sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail, { keepMail: awaitsApproval }),
         reason,
+        lang,
       },
       outbox,
     );

@@ -32,8 +32,8 @@ export function approvalRouter(deps: ApprovalRouteDeps): Router {
         username: record.username,
         reason: record.reason,
         invitedBy: record.invitedBy,
-        createdAt: new Date(record.createdAt).toUTCString(),
-        expiresAt: new Date(record.expiresAt).toUTCString(),
+        createdAt: record.createdAt,
+        expiresAt: record.expiresAt,
         maxReasonLength: MAX_REASON_LENGTH,
       });
     });

@@ -7,36 +7,41 @@ import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites
 import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
 import { readForm } from "./body.ts";
-import { sendPage } from "./respond.ts";
+import { keepLanguage, sendPage, shownError } from "./respond.ts";
 import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
 export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates" | "metrics">;
 
-// Refusals that are the person's to fix: the form comes back with the reason and what they typed.
-const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "USERNAME_TAKEN_DOWNSTREAM", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
+// Refusals that are the person's to fix: the form comes back with the reason (beside the field it
+// is about) and what they typed.
+const FIXABLE = new Map<string, "username" | "password" | undefined>([
+  ["USERNAME_INVALID", "username"],
+  ["USERNAME_RESERVED", "username"],
+  ["USERNAME_TAKEN", "username"],
+  ["USERNAME_TAKEN_DOWNSTREAM", "username"],
+  ["INVITE_NAME_MISMATCH", "username"],
+  ["PASSWORD_TOO_SHORT", "password"],
+  ["MALFORMED_REQUEST", undefined],
+]);
 
 /** The invite link's page: who invited you, and a signup form that works without JavaScript. */
 export function invitePageRouter(deps: InvitePageDeps): Router {
   const router = new Router();
-  // publicUrl is live: the name is taken from the config in force for each page.
-  const siteName = () => new URL(deps.config.publicUrl).host;
-
   router.use(async (ctx, next) => {
     ctx.state.page = true;
     await next();
   });
 
-  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; reason?: string; error?: string } = {}, status = 200): void {
+  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; reason?: string; error?: AppError } = {}, status = 200): void {
     sendPage(ctx, deps.templates, "invite", {
-      action: `/invite/${encodeURIComponent(token)}`,
+      action: keepLanguage(ctx, deps.templates.languages, `/invite/${encodeURIComponent(token)}`),
       issuerName: invite.issuerName,
-      siteName: siteName(),
-      siteUrl: deps.config.publicUrl,
       boundUsername: invite.username ?? undefined,
       username: form.username ?? invite.username ?? "",
-      error: form.error,
+      error: form.error && shownError(form.error),
+      errorField: form.error && FIXABLE.get(form.error.code),
       minPasswordLength: deps.config.accounts.minPasswordLength,
-      expiresAt: new Date(invite.expiresAt).toUTCString(),
+      expiresAt: invite.expiresAt,
       // DESIGN §11: when a moderator decides, the person may tell them why they are joining.
       askReason: approvalRequired(deps.config, "invite"),
       reason: form.reason ?? "",
@@ -72,18 +77,14 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       const { account, provisioning, awaiting } = await acceptInvite(deps, token, username, form["password"] ?? "", reason);
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       if (awaiting) {
-        sendPage(ctx, deps.templates, "invite-success", {
-          username: awaiting.username, siteName: siteName(), siteUrl: deps.config.publicUrl, awaitingApproval: true,
-        });
+        sendPage(ctx, deps.templates, "invite-success", { username: awaiting.username, awaitingApproval: true });
         return;
       }
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
-      sendPage(ctx, deps.templates, "invite-success", {
-        username: account.username, siteName: siteName(), siteUrl: deps.config.publicUrl, shortly: provisioning === "shortly",
-      });
+      sendPage(ctx, deps.templates, "invite-success", { username: account.username, shortly: provisioning === "shortly" });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
-        showForm(ctx, token, invite, { username, reason, error: err.message }, err.status);
+        showForm(ctx, token, invite, { username, reason, error: err }, err.status);
         return;
       }
       throw err;

@@ -4,7 +4,7 @@ import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { completeVerification, findVerification, type VerifyDeps } from "../domain/verification.ts";
 import { readForm } from "./body.ts";
-import { sendPage, wantsJson } from "./respond.ts";
+import { keepLanguage, sendPage, shownError, wantsJson } from "./respond.ts";
 
 export type VerifyRouteDeps = VerifyDeps & Pick<AppContext, "templates" | "metrics">;
 
@@ -49,12 +49,23 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
   });
 
   router.get(base, (ctx) => {
-    sendPage(ctx, deps.templates, "verify-form", { action: base });
+    sendPage(ctx, deps.templates, "verify-form", { action: keepLanguage(ctx, deps.templates.languages, base) });
   });
 
   router.post(base, async (ctx) => {
     const form = await readForm(ctx);
-    await complete(ctx, deps, form["uuid"] ?? form["token"] ?? "");
+    const typed = form["uuid"] ?? form["token"] ?? "";
+    try {
+      await complete(ctx, deps, typed);
+    } catch (err) {
+      // A person at the form gets it back with the reason beside the field, to correct a typo.
+      if (!(err instanceof AppError) || err.code !== "TOKEN_UNKNOWN" || wantsJson(ctx)) throw err;
+      sendPage(ctx, deps.templates, "verify-form", {
+        action: keepLanguage(ctx, deps.templates.languages, base),
+        error: shownError(err),
+        code: typed.trim().slice(0, MAX_TOKEN_LENGTH),
+      }, err.status);
+    }
   });
 
   router.get(`${base}:token`, async (ctx) => {
@@ -65,9 +76,9 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
       return;
     }
     sendPage(ctx, deps.templates, "verify-confirm", {
-      action: `${base}${encodeURIComponent(token)}`,
+      action: keepLanguage(ctx, deps.templates.languages, `${base}${encodeURIComponent(token)}`),
       username: view.username,
-      expiresAt: new Date(view.expiresAt).toUTCString(),
+      expiresAt: view.expiresAt,
     });
   });
 

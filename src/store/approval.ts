@@ -112,7 +112,7 @@ export function approvalStore(
         await dropQueuedMail(tx, { userId: account.id });
         // The sealed secret and the reason may linger in SQLite's WAL until purgeErased.
         db.erased = true;
-        await insertOutbox(tx, items(account, found.sealed_secret), account.id);
+        await insertOutbox(tx, items(account, found.sealed_secret, toAwaiting(found)), account.id);
         return account;
         // A second run would find the registration decided and answer "no such registration".
       }, "unavailable");

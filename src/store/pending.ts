@@ -83,6 +83,7 @@ const insertPending = query((q, p: NewPending & { sealedSecret: string | null; r
       expires_at: p.expiresAt,
       sealed_secret: p.sealedSecret,
       reason: p.reason,
+      lang: p.lang ?? null,
     })
     .returning("id"),
 );
@@ -124,7 +125,7 @@ const completedByTokenHash = query((q, p: { tokenHash: string; now: number }) =>
 const listPending = query((q, p: { now: number }) =>
   q
     .selectFrom("users as u")
-    .select(["u.id", "u.username", "u.state", "u.reason", "u.ip", "u.created_at", "u.expires_at"])
+    .select(["u.id", "u.username", "u.state", "u.reason", "u.ip", "u.created_at", "u.expires_at", "u.lang"])
     .select((eb) =>
       eb
         .selectFrom("outbox as o")

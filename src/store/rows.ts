@@ -38,7 +38,7 @@ export function toApiKey(row: Selectable<Tables["api_keys"]>): ApiKeyRecord {
 }
 
 export function toPendingSummary(
-  row: Pick<Users, "id" | "username" | "state" | "reason" | "ip" | "created_at" | "expires_at"> & { mail_state: PendingSummary["mailStatus"] | null },
+  row: Pick<Users, "id" | "username" | "state" | "reason" | "ip" | "created_at" | "expires_at" | "lang"> & { mail_state: PendingSummary["mailStatus"] | null },
 ): PendingSummary {
   return {
     id: row.id,
@@ -49,6 +49,7 @@ export function toPendingSummary(
     createdAt: row.created_at,
     expiresAt: row.expires_at!,
     mailStatus: row.mail_state ?? "none",
+    lang: row.lang,
   };
 }
 
@@ -81,8 +82,8 @@ export function toHolder(row: Pick<Users, "state"> | undefined): NameHolderKind 
 }
 
 /** The columns every mapping of a registration awaiting approval reads. */
-export const AWAITING_COLUMNS = ["id", "username", "reason", "created_at", "expires_at", "invited_by"] as const;
+export const AWAITING_COLUMNS = ["id", "username", "reason", "created_at", "expires_at", "invited_by", "lang"] as const;
 
 export function toAwaiting(row: Pick<Users, (typeof AWAITING_COLUMNS)[number]>): AwaitingRecord {
-  return { id: row.id, username: row.username, reason: row.reason, createdAt: row.created_at, expiresAt: row.expires_at!, invitedBy: row.invited_by };
+  return { id: row.id, username: row.username, reason: row.reason, createdAt: row.created_at, expiresAt: row.expires_at!, invitedBy: row.invited_by, lang: row.lang };
 }

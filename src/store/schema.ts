@@ -33,6 +33,8 @@ export interface Tables {
     reason: string | null;
     /** The moderator links' token, hashed; set only while awaiting approval. */
     approval_token_hash: string | null;
+    /** The offered language the registration was made in (migration 008); null: the default. */
+    lang: string | null;
   };
   outbox: {
     id: Generated<number>;

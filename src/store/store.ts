@@ -20,6 +20,8 @@ export interface NewPending {
   sealedSecret?: string | null;
   /** What the person wrote for the moderators, kept while the registration waits (DESIGN §11). */
   reason?: string | null;
+  /** The offered language the registration was made in, for the mail about it. */
+  lang?: string | null;
 }
 
 /** "provision": a job that creates or removes an account on one target of accounts.provision (DESIGN §9). */
@@ -69,6 +71,8 @@ export interface PendingSummary {
   createdAt: number;
   expiresAt: number;
   mailStatus: "queued" | "sent" | "failed" | "none";
+  /** The language the registration was made in; null: the default. */
+  lang: string | null;
 }
 
 /** What `requeuePendingMail` did: an admin's "send that verification mail again". */
@@ -150,6 +154,8 @@ export interface AwaitingRecord {
   createdAt: number;
   expiresAt: number;
   invitedBy: string | null;
+  /** The language the registration was made in (its mails are written in it); null: the default. */
+  lang: string | null;
 }
 
 /** How a moderator names a waiting registration: by name (the CLI) or by the token of a mailed link. */
@@ -311,7 +317,7 @@ export interface Store {
   approveAwaiting(
     ref: AwaitingRef,
     now: number,
-    items: (account: AccountSummary, sealedSecret: string | null) => NewOutboxItem[],
+    items: (account: AccountSummary, sealedSecret: string | null, waited: AwaitingRecord) => NewOutboxItem[],
   ): Promise<AccountSummary | null>;
   /** Deletes a live waiting registration (its name and mail are free again) and queues `items(record, sealedSecret)`. */
   rejectAwaiting(

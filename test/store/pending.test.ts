@@ -31,6 +31,13 @@ storeContract("pending registrations", (it) => {
     assert.equal(await store.isMailHashHeld("romeo-mail", T0), false);
   });
 
+  it("a pending registration keeps the language it was made in; one stored without it reads as null", async (store) => {
+    await insertOk(store, pending({ username: "greta", lang: "de" }));
+    await insertOk(store, pending({ username: "hank" }));
+    const langs = Object.fromEntries((await store.listPending(T0)).map((p) => [p.username, p.lang]));
+    assert.deepEqual(langs, { greta: "de", hank: null });
+  });
+
   it("insertPending queues its outbox items for the new registration", async (store) => {
     const id = await insertOk(store, pending(), [mail("m"), event("e")]);
     assert.equal(await store.outboxDepth(), 2);
@@ -222,6 +229,7 @@ storeContract("pending registrations", (it) => {
       createdAt: T0,
       expiresAt: none.expiresAt,
       mailStatus: "none",
+      lang: null,
     });
   });
 
