@@ -65,8 +65,9 @@ async function moderatorLinks(h: Harness): Promise<{ approve: string; reject: st
 }
 
 /** Registers and verifies `fields` (with an optional reason); the registration then awaits approval. */
-async function registerAwaiting(h: Harness, fields: Partial<RegistrationFields> & { reason?: string } = {}): Promise<RegistrationFields> {
-  const reg = { ...registration(fields), ...(fields.reason === undefined ? {} : { reason: fields.reason }) };
+async function registerAwaiting(h: Harness, fields: Partial<RegistrationFields> & { reason?: string; lang?: string } = {}): Promise<RegistrationFields> {
+  const { reason, lang, ...rest } = fields;
+  const reg = { ...registration(rest), ...(reason === undefined ? {} : { reason }), ...(lang === undefined ? {} : { lang }) };
   const res = await postRegistration(h, reg);
   assert.equal(res.status, 200, res.text);
   const done = await verifyToken(h, res.text);
@@ -336,3 +337,15 @@ if (!browserTestsEnabled()) {
     }
   });
 }
+
+test("the outcome is mailed in the language the registration was made in; moderators read the default language", async () => {
+  await withApproval({ languages: ["en", "de"] } as Overrides, async (h) => {
+    await registerAwaiting(h, { username: "greta", mail: "greta@example.org", lang: "de-AT" });
+    const { mail: toModerators } = await moderatorLinks(h);
+    assert.equal(toModerators.subject, "Registration waiting for approval at gatehouse.test: greta");
+    assert.equal((await cli(h, "users", "reject", "greta", "--reason", "Kein Platz mehr.")).code, 0);
+    const mail = await lastMailTo(h, "greta@example.org");
+    assert.equal(mail.subject, "Ihre Registrierung bei gatehouse.test wurde nicht freigegeben");
+    assert.match(mail.text ?? "", /^Begründung: Kein Platz mehr\.$/m);
+  });
+});
