@@ -22,7 +22,7 @@ async function row(fixture: StoreFixture, username: string) {
 storeContract("manual approval", (it) => {
   it("a verified registration awaiting approval holds its name and mail hash, cannot log in, and is listed with its reason", async (store) => {
     const { p, record } = await awaiting(store, "wendy");
-    assert.deepEqual({ ...record, id: 0 }, { id: 0, username: "wendy", reason: "I am wendy", createdAt: T0, expiresAt: T0 + WAIT, invitedBy: null });
+    assert.deepEqual({ ...record, id: 0 }, { id: 0, username: "wendy", reason: "I am wendy", createdAt: T0, expiresAt: T0 + WAIT, invitedBy: null, lang: null });
     assert.equal(await store.findNameHolder("wendy", T0 + DAY * 2), "awaiting", "held past the verification's own expiry");
     assert.equal(await store.isMailHashHeld("mail-wendy", T0 + DAY * 2), true);
     assert.equal(await store.findLogin("wendy"), null, "no login while waiting");
@@ -124,7 +124,7 @@ storeContract("manual approval", (it) => {
       (record) => [mail(`moderators-${record.username}`)],
     );
     assert.equal(result.ok, true);
-    assert.deepEqual(result.ok && { ...result.awaiting, id: 0 }, { id: 0, username: "guest", reason: "a friend", createdAt: T0, expiresAt: T0 + WAIT, invitedBy: "alice" });
+    assert.deepEqual(result.ok && { ...result.awaiting, id: 0 }, { id: 0, username: "guest", reason: "a friend", createdAt: T0, expiresAt: T0 + WAIT, invitedBy: "alice", lang: null });
     assert.equal((await store.findInviteByTokenHash(inv.tokenHash))?.usesLeft, 0);
     assert.equal(await store.findNameHolder("guest", T0), "awaiting");
     assert.equal(await store.findLogin("guest"), null);
