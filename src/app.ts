@@ -103,9 +103,10 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
       if (refusal?.options.allow) ctx.set("Allow", refusal.options.allow.join(", "));
       ctx.set("Cache-Control", "no-store");
       const json = wantsJson(ctx);
-      // Our pages' routes answer browsers with pages; elsewhere (an unknown path, a wrong method)
-      // only a client that names text/html gets one, so API clients keep their plain answers.
-      if ((ctx.state.page || wantsHtml(ctx)) && !json) {
+      // Our pages' routes answer browsers with pages. Elsewhere only a path or method nothing
+      // serves does, and only for a client that names text/html: the APIs keep their plain answers.
+      const lost = code === "NOT_FOUND" || code === "METHOD_NOT_ALLOWED";
+      if ((ctx.state.page || (lost && wantsHtml(ctx))) && !json) {
         const verifyBase = ctx.state.verifyBase as string | undefined;
         if (code === "TOKEN_UNKNOWN" && verifyBase) {
           sendPage(ctx, deps.templates, "verify-failure", { action: keepLanguage(ctx, deps.templates.languages, verifyBase) }, status);

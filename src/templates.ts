@@ -17,7 +17,8 @@
  *   `errors.<CODE>` (a refusal's reason as a person reads it, CODE from src/errors.ts) and
  *   `status.<http status>` (an error page's title). `{{errorText error}}` shows an `{code, message}`
  *   by its `errors.<code>` key, falling back to the message.
- * - `{{date value}}` writes a time (epoch ms or a date string) in the page's or mail's language.
+ * - `{{date value}}` writes a time (epoch ms or a date string) in the page's or mail's language;
+ *   `{{linkText url}}` a link as a person reads it (`mailto:` dropped).
  * - en.json is complete by definition; test/templates.test.ts fails when another catalogue lacks a
  *   key of en.json or a template names a key en.json lacks. Load also refuses a template that
  *   names a literal key en.json lacks, so an operator's typo is caught at start-up or reload.
@@ -295,6 +296,8 @@ export class Templates {
       return formatDate(value, options.data?.lang ?? config.languages[0]);
     });
     hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+    // A link as a person reads it: a mail address without its scheme.
+    hb.registerHelper("linkText", (url: unknown) => String(url ?? "").replace(/^mailto:/i, ""));
 
     const compile = (name: string, path: string, options: CompileOptions = {}): Handlebars.TemplateDelegate => {
       const source = readFileSync(path, "utf8");

@@ -71,7 +71,7 @@ export async function refuseHeldName(
 export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError {
   const code = held.holder === "pending" ? pendingAs : "USERNAME_TAKEN";
   const what = held.holder === "awaiting" ? "awaiting approval" : code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
-  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`);
+  return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`, held.lookalike ? { detail: "lookalike" } : {});
 }
 
 export function checkPassword(deps: { config: { accounts: Pick<Config["accounts"], "minPasswordLength"> } }, password: string): void {

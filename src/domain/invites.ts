@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { offeredLanguage } from "../languages.ts";
 import type { AccountSummary, AwaitingRecord, InviteRecord, NewAccount, NewOutboxItem, Store } from "../store/store.ts";
 import { approvalRequired, cleanReason, createApprovalTicket, noteAwaiting } from "./approval.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
@@ -121,6 +122,9 @@ export async function acceptInvite(
   token: string,
   name: string,
   password: string,
+  /** The language of the page it was accepted on (DESIGN §10), kept for mail about the account. */
+  lang?: string,
+  /** What the person tells the moderators when invites wait for approval (DESIGN §11). */
   reasonText?: string,
 ): Promise<AcceptedInvite> {
   const invite = await findLiveInvite(deps, token);
@@ -140,8 +144,9 @@ export async function acceptInvite(
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
-  if (awaitsApproval) return awaitApproval(deps, token, invite, { username, skeleton, passwordHash }, password, reason, now);
-  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash }, (account): NewOutboxItem[] => [
+  const newAccount: NewAccount = { username, skeleton, passwordHash, lang: lang === undefined ? null : offeredLanguage(lang, deps.config.languages) };
+  if (awaitsApproval) return awaitApproval(deps, token, invite, newAccount, password, reason, now);
+  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), newAccount, (account): NewOutboxItem[] => [
     // The jobs come first: the account's events are held until every job is done (DESIGN §9).
     ...createJobs(deps, account.username, { passwordHash, password }, now),
     ...(webhook

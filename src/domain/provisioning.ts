@@ -134,6 +134,7 @@ export function takenDownstreamError(): AppError {
   return new AppError(
     "USERNAME_TAKEN_DOWNSTREAM",
     "this username was taken on the account server meanwhile; nothing was kept — please register again under another name",
+    { detail: "meanwhile" },
   );
 }
 

@@ -82,7 +82,7 @@ export function apiRouter(deps: ApiDeps): Router {
   router.post("/invite/:id", async (ctx) => {
     const body = await readJsonObject(ctx);
     const reason = body["reason"] === undefined ? undefined : stringField(body, "reason");
-    const { account, invite, awaiting } = await acceptInvite(deps, ctx.params["id"] ?? "", stringField(body, "name"), stringField(body, "password"), reason).catch(asNotFound);
+    const { account, invite, awaiting } = await acceptInvite(deps, ctx.params["id"] ?? "", stringField(body, "name"), stringField(body, "password"), undefined, reason).catch(asNotFound);
     deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
     if (awaiting) {
       // invites.requireApproval (DESIGN §11): nobody is logged in to an account a moderator has yet to approve.

@@ -7,7 +7,7 @@ import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites
 import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
 import { readForm } from "./body.ts";
-import { keepLanguage, sendPage, shownError } from "./respond.ts";
+import { keepLanguage, pageLanguage, sendPage, shownError } from "./respond.ts";
 import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
 export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates" | "metrics">;
@@ -74,7 +74,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const username = form["username"] ?? "";
     const reason = form["reason"];
     try {
-      const { account, provisioning, awaiting } = await acceptInvite(deps, token, username, form["password"] ?? "", reason);
+      const { account, provisioning, awaiting } = await acceptInvite(deps, token, username, form["password"] ?? "", pageLanguage(ctx, deps.templates.languages), reason);
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       if (awaiting) {
         sendPage(ctx, deps.templates, "invite-success", { username: awaiting.username, awaitingApproval: true });

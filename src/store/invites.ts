@@ -52,6 +52,7 @@ const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string
       verified_at: p.now,
       invited_by: p.invitedBy,
       invite_id: p.inviteId,
+      lang: p.lang ?? null,
     })
     .returning(ACCOUNT_COLUMNS),
 );
@@ -71,6 +72,7 @@ const insertInvitedAwaiting = query((q, p: NewAccount & NewAwaiting & { now: num
       approval_token_hash: p.approvalTokenHash,
       reason: p.reason,
       sealed_secret: p.sealedSecret,
+      lang: p.lang ?? null,
       invited_by: p.invitedBy,
       invite_id: p.inviteId,
     })

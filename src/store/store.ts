@@ -135,6 +135,8 @@ export interface NewAccount {
   /** The username's UTS #39 confusable skeleton (usernameSkeleton). */
   skeleton: string;
   passwordHash: string;
+  /** The language of the page the invite was accepted on, for mail about the account. */
+  lang?: string | null;
 }
 
 /** What a registration waiting for a moderator keeps besides its name, password hash and mail hash. */

@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { withHarness } from "../helpers/harness.ts";
+import { databaseRows } from "../helpers/refusals.ts";
 import {
   accept,
   accountNames,
@@ -219,6 +220,26 @@ describe("the invite page (/invite/:token)", () => {
       assert.ok(!page.text.includes("<script>alert(1)</script>"), "the name is not markup");
       assert.ok(page.text.includes("&lt;script&gt;alert(1)&lt;/script&gt;"), "the name is shown, escaped");
       assert.match(page.headers["content-security-policy"] ?? "", /default-src 'none'|script-src 'none'/);
+    });
+  });
+
+  test("the page is in the language asked for, and the account keeps the language it was accepted in", async () => {
+    await withHarness({ languages: ["en", "de", "fr", "es"] }, async (h) => {
+      const { id } = await issueInvite(h, "Alice");
+      const page = await client(h).get(`/invite/${id}?lang=es`);
+      assert.equal(page.status, 200);
+      assert.match(page.text, /<html lang="es">/);
+      assert.match(page.text, /Invitación de <strong id="issuer">Alice<\/strong>/);
+      assert.match(page.text, /<form method="post" action="\/invite\/[^"]+\?lang&#x3D;es">/);
+      const done = await client(h).post(`/invite/${id}?lang=es`).type("form").send({ username: "sofia", password: PASSWORD });
+      assert.equal(done.status, 200);
+      assert.match(done.text, /Le damos la bienvenida, sofia/);
+      const german = await issueInvite(h, "Alice");
+      const byHeader = await client(h).post(`/invite/${german.id}`).set("accept-language", "de-CH").type("form").send({ username: "dora", password: PASSWORD });
+      assert.equal(byHeader.status, 200);
+      assert.match(byHeader.text, /<html lang="de">/);
+      const langs = Object.fromEntries((databaseRows(h)["users"] as { username: string; lang: string | null }[]).map((u) => [u.username, u.lang]));
+      assert.deepEqual(langs, { sofia: "es", dora: "de" });
     });
   });
 });
