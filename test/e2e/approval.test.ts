@@ -165,31 +165,38 @@ test("users reject --reason removes the registration and mails the person the re
   });
 });
 
-test("the moderator links: GET changes nothing, POST decides once; reject with a reason mails it; unknown links are 404", async () => {
-  await withApproval({}, async (h) => {
-    await registerAwaiting(h, { username: "lena", mail: "lena@example.org", reason: "<script>alert(1)</script>" });
-    const links = await moderatorLinks(h);
-    const shown = await h.http.get(links.reject);
-    assert.equal(shown.status, 200);
-    assert.match(shown.text, /<h1>Reject lena\?<\/h1>/);
-    assert.match(shown.text, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
-    assert.doesNotMatch(shown.text, /<script>/);
-    assert.equal((await h.http.get(links.approve)).status, 200);
-    assert.equal((await h.ctx.store.listPending(h.clock.now()))[0]?.state, "awaiting", "opening the links decided nothing");
+test("the moderator links: GET changes nothing, POST decides once; reject with a reason mails it and posts user-rejected; unknown links are 404", async () => {
+  const hooks = await startWebhookReceiver();
+  try {
+    await withApproval({ events: { webhook: { url: hooks.url, secret: WEBHOOK_SECRET } } }, async (h) => {
+      await registerAwaiting(h, { username: "lena", mail: "lena@example.org", reason: "<script>alert(1)</script>" });
+      const links = await moderatorLinks(h);
+      const shown = await h.http.get(links.reject);
+      assert.equal(shown.status, 200);
+      assert.match(shown.text, /<h1>Reject lena\?<\/h1>/);
+      assert.match(shown.text, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
+      assert.doesNotMatch(shown.text, /<script>/);
+      assert.equal((await h.http.get(links.approve)).status, 200);
+      assert.equal((await h.ctx.store.listPending(h.clock.now()))[0]?.state, "awaiting", "opening the links decided nothing");
 
-    const decided = await h.http.post(links.reject).type("form").send({ reason: "Not now." });
-    assert.equal(decided.status, 200, decided.text);
-    assert.match(decided.text, /is rejected/);
-    assert.match((await lastMailTo(h, "lena@example.org")).text ?? "", /^Their reason: Not now\.$/m);
-    for (const link of [links.reject, links.approve]) {
-      assert.equal((await h.http.post(link).type("form").send({})).status, 404, `${link} works once`);
-      assert.equal((await h.http.get(link)).status, 404);
-    }
-    assert.equal((await h.http.get("/register_account/approval/not-a-token/approve")).status, 404);
-    assert.equal((await h.http.post(`/register_account/approval/${"a".repeat(300)}/approve`)).status, 404);
-    const metrics = (await h.http.get("/metrics")).text;
-    assert.equal(metricSample(metrics, 'gatehouse_approvals_total{outcome="rejected"}'), 1);
-  });
+      const decided = await h.http.post(links.reject).type("form").send({ reason: "Not now." });
+      assert.equal(decided.status, 200, decided.text);
+      assert.match(decided.text, /is rejected/);
+      assert.match((await lastMailTo(h, "lena@example.org")).text ?? "", /^Their reason: Not now\.$/m);
+      for (const link of [links.reject, links.approve]) {
+        assert.equal((await h.http.post(link).type("form").send({})).status, 404, `${link} works once`);
+        assert.equal((await h.http.get(link)).status, 404);
+      }
+      assert.equal((await h.http.get("/register_account/approval/not-a-token/approve")).status, 404);
+      assert.equal((await h.http.post(`/register_account/approval/${"a".repeat(300)}/approve`)).status, 404);
+      const metrics = (await h.http.get("/metrics")).text;
+      assert.equal(metricSample(metrics, 'gatehouse_approvals_total{outcome="rejected"}'), 1);
+      await h.outbox.drain();
+      assert.deepEqual(hooks.accepted().map((e) => [e.type, e.data]), [["user-rejected", { username: "lena", reason: "Not now.", decidedBy: "link" }]]);
+    });
+  } finally {
+    await hooks.close();
+  }
 });
 
 test("a reason over 500 characters or not a string is refused with 400 and stores nothing", async () => {
