@@ -7,6 +7,7 @@ import type { AppContext } from "./context.ts";
 import { storageFullError } from "./domain/write-health.ts";
 import { AppError, isAppError, isStoreUnavailable } from "./errors.ts";
 import { apiRouter } from "./http/api.ts";
+import { approvalRouter } from "./http/approval.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
@@ -209,6 +210,7 @@ export function createApp(ctx: AppContext): Koa {
   const routers = [
     registerRouter(ctx),
     verifyRouter(ctx),
+    approvalRouter(ctx),
     invitesApiRouter(ctx),
     apiRouter(ctx),
     invitePageRouter(ctx),

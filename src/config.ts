@@ -120,6 +120,12 @@ export const CONFIG_SCHEMA = Type.Object({
     pendingTtlSeconds: Type.Integer({ minimum: 1, default: 86400 }),
     sendMail: Type.Boolean({ default: true }),
     blockDisposable: Type.Boolean({ default: false }),
+    // DESIGN §11: "manual" makes a verified registration wait for a moderator instead of becoming an account.
+    approval: Type.Union([Type.Literal("none"), Type.Literal("manual")], { default: "none" }),
+    /** Who is mailed the approve and reject links of each registration waiting for approval. */
+    moderators: Type.Array(Type.String({ pattern: "^[^@\\s]+@[^@\\s]+$", maxLength: 320 }), { default: [] }),
+    // Two weeks: long enough for volunteer moderators, short enough that a name is not held forever.
+    approvalTtlSeconds: Type.Integer({ minimum: 60, default: 1209600 }),
     // One subscriber usually holds a whole /64 (often a /56 or /48): rate limits count by network, not by address.
     ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
   }, strict),
@@ -137,6 +143,8 @@ export const CONFIG_SCHEMA = Type.Object({
   invites: Type.Object({
     ttlSeconds: Type.Integer({ minimum: 1, default: 604800 }),
     apiPath: Type.String({ pattern: "^/[^?#]*$", description: "a path that starts with /", default: "/invites_api", restart: "the route is mounted at start-up" }),
+    /** An accepted invite waits for a moderator too (DESIGN §11), as register.approval "manual" does. */
+    requireApproval: Type.Boolean({ default: false }),
     // Invites an account makes through the invitation API with its login cookie (DESIGN §11).
     // Absent: unlimited. API keys and the command line are never limited.
     perUser: Type.Optional(Type.Object({

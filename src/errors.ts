@@ -19,6 +19,7 @@ export type ErrorCode =
   | "THROTTLED"
   | "MAIL_TAKEN"
   | "TOKEN_UNKNOWN"
+  | "APPROVAL_NOT_FOUND"
   | "API_KEY_INVALID"
   | "INVITE_NOT_FOUND"
   | "INVITE_GONE"
@@ -58,6 +59,7 @@ export function statusOf(code: ErrorCode): number {
       return 403;
     case "NOT_FOUND":
     case "TOKEN_UNKNOWN":
+    case "APPROVAL_NOT_FOUND":
     case "INVITE_NOT_FOUND":
       return 404;
     case "METHOD_NOT_ALLOWED":

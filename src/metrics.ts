@@ -33,7 +33,7 @@ export class Metrics {
 
   readonly verifications = new Counter({
     name: "gatehouse_verifications_total",
-    help: "Verification completions by outcome: created, already_active, unknown",
+    help: "Verification completions by outcome: created, awaiting_approval, already_active, unknown",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
@@ -41,6 +41,13 @@ export class Metrics {
   readonly expirations = new Counter({
     name: "gatehouse_pending_expired_total",
     help: "Pending registrations removed because they were not verified in time",
+    registers: [this.registry],
+  });
+
+  readonly approvals = new Counter({
+    name: "gatehouse_approvals_total",
+    help: "Registrations awaiting approval that ended, by outcome: approved, rejected (by a moderator's link), expired",
+    labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
 
@@ -86,7 +93,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(store: Pick<Store, "outboxDepth" | "provisionQueue">, now: () => number = Date.now) {
+  constructor(store: Pick<Store, "outboxDepth" | "provisionQueue" | "countAwaiting">, now: () => number = Date.now) {
     new Gauge({
       name: "gatehouse_password_hash_queue",
       help: "Argon2 hashes and verifications queued or running; at its capacity new ones are answered 503",
@@ -101,6 +108,14 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.set(await store.outboxDepth());
+      },
+    });
+    new Gauge({
+      name: "gatehouse_approvals_waiting",
+      help: "Registrations waiting for a moderator's approval (DESIGN §11)",
+      registers: [this.registry],
+      async collect() {
+        this.set(await store.countAwaiting(now()));
       },
     });
     // Both provision gauges are collected in one scrape (prom-client collects them together): one query serves both.

@@ -55,7 +55,7 @@ export interface PageModels {
   "verify-form": { action: string; error?: ShownError; code?: string };
   "verify-confirm": { action: string; username: string; expiresAt: number };
   /** shortly: an account server has not made the account yet (DESIGN §9); it will be ready shortly. */
-  "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean };
+  "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean; awaitingApproval?: boolean };
   "verify-failure": { action: string };
   error: { status: number; error: ShownError };
   invite: {
@@ -68,10 +68,27 @@ export interface PageModels {
     errorField?: "username" | "password";
     minPasswordLength: number;
     expiresAt: number;
+    /** A moderator will decide (invites.requireApproval): the form asks why the person joins. */
+    askReason?: boolean;
+    reason?: string;
+    maxReasonLength?: number;
   };
-  "invite-success": { username: string; shortly?: boolean };
+  "invite-success": { username: string; shortly?: boolean; awaitingApproval?: boolean };
   /** `/` for a browser: what this place is, and the way to the verify form. */
   home: { verifyPath: string };
+  /** A moderator's link (DESIGN §11): the waiting registration and one button; the reason is the person's own text. */
+  "approval-confirm": {
+    action: string;
+    /** true: the approve link's page; false: the reject link's, which also asks for a reason. */
+    approve: boolean;
+    username: string;
+    reason: string | null;
+    invitedBy: string | null;
+    createdAt: number;
+    expiresAt: number;
+    maxReasonLength: number;
+  };
+  "approval-done": { username: string; approve: boolean };
 }
 
 export type PageName = keyof PageModels;

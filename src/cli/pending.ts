@@ -7,10 +7,16 @@ export function registerPending(program: Command, io: Io): void {
   const pending = program.command("pending").description("pending registrations");
   const list = pending
     .command("list")
-    .description("list pending registrations: NAME<TAB>IP<TAB>CREATED<TAB>EXPIRES<TAB>MAIL-STATUS (queued, sent, failed, none)");
+    .description(
+      "list registrations waiting for their verification or for a moderator, after a header line: " +
+        "NAME<TAB>IP<TAB>CREATED<TAB>EXPIRES<TAB>MAIL (queued, sent, failed, none)<TAB>STATE (verify, approval)<TAB>REASON",
+    );
   adminAction(list, io, async (ctx) => {
+    io.out(["NAME", "IP", "CREATED", "EXPIRES", "MAIL", "STATE", "REASON"].join("\t"));
     for (const p of await listPending(ctx)) {
-      io.out(`${p.username}\t${p.ip}\t${iso(p.createdAt)}\t${iso(p.expiresAt)}\t${p.mailStatus}`);
+      // The reason is the person's own text, stored without control characters (no tab, newline or escape).
+      const state = p.state === "awaiting" ? "approval" : "verify";
+      io.out(`${p.username}\t${p.ip}\t${iso(p.createdAt)}\t${iso(p.expiresAt)}\t${p.mailStatus}\t${state}\t${p.reason ?? "-"}`);
     }
   });
   const resend = pending

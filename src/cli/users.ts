@@ -1,6 +1,7 @@
 import type { Command } from "commander";
+import { decideApproval } from "../domain/approval.ts";
 import { deleteUser, deleteUserWithInvitees, listUsers, provisionUser, walkInviteTree, type InviteTreeNode } from "../domain/users.ts";
-import { adminAction } from "./admin-context.ts";
+import { adminAction, type AdminContext } from "./admin-context.ts";
 import { CliError, iso, type Io } from "./common.ts";
 import { describeInviter, drawInviteTrees } from "./lineage.ts";
 
@@ -65,4 +66,34 @@ export function registerUsers(program: Command, io: Io): void {
       io.out(`${result.username}: ${result.jobs} job${result.jobs === 1 ? "" : "s"} queued`);
     },
   );
+  adminAction(
+    users.command("approve").description("approve a registration waiting for a moderator: the account is made, provisioned and its owner mailed").argument("<name>"),
+    io,
+    async (ctx, name: string) => {
+      const result = await decideApproval(approvalDeps(ctx), { username: name }, { decision: "approve" });
+      if (result?.decision !== "approve") throw new CliError(`no registration named ${JSON.stringify(name)} is waiting for approval`);
+      io.out(`approved ${result.account.username}`);
+    },
+  );
+  adminAction(
+    users
+      .command("reject")
+      .description("reject a registration waiting for a moderator: it is removed and its owner mailed, with the reason if given")
+      .argument("<name>")
+      .option("--reason <text>", "why, for the person (at most 500 characters)"),
+    io,
+    async (ctx, name: string, options: { reason?: string }) => {
+      const result = await decideApproval(approvalDeps(ctx), { username: name }, { decision: "reject", reason: options.reason });
+      if (result?.decision !== "reject") throw new CliError(`no registration named ${JSON.stringify(name)} is waiting for approval`);
+      io.out(`rejected ${result.record.username}`);
+    },
+  );
+}
+
+/**
+ * The command prints what it did itself; the decision's mail, events and jobs wait in the outbox
+ * for the running service's sender, which polls it.
+ */
+function approvalDeps(ctx: AdminContext) {
+  return { ...ctx, log: { info: () => {} }, notifyOutbox: () => {} };
 }

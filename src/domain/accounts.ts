@@ -1,6 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import type { Store } from "../store/store.ts";
+import type { NameHolderKind, Store } from "../store/store.ts";
 import type { Rules } from "./filters.ts";
 import { passwordLength } from "./passwords.ts";
 import { prepareUsername, usernameSkeleton } from "./username.ts";
@@ -36,7 +36,7 @@ type NameHolderDeps = { store: Pick<Store, "findNameHolder" | "findSkeletonHolde
 type PendingAs = "USERNAME_PENDING" | "USERNAME_TAKEN";
 
 export interface NameHolder {
-  holder: "pending" | "account";
+  holder: NameHolderKind;
   /** Held by a different name with the same confusable skeleton, not by this very name. */
   lookalike: boolean;
 }
@@ -64,10 +64,13 @@ export async function refuseHeldName(
   if (held) throw nameHeldError(held, pendingAs);
 }
 
-/** The refusal for a held name: 409 for an account (row 12), and, from a registration, 401 for a pending one (row 11). */
+/**
+ * The refusal for a held name: 409 for an account (row 12) or a registration awaiting approval
+ * (DESIGN §11), and, from a registration, 401 for a pending one (row 11).
+ */
 export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError {
-  const code = held.holder === "account" ? "USERNAME_TAKEN" : pendingAs;
-  const what = code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
+  const code = held.holder === "pending" ? pendingAs : "USERNAME_TAKEN";
+  const what = held.holder === "awaiting" ? "awaiting approval" : code === "USERNAME_TAKEN" ? "already taken" : "already pending registration";
   return new AppError(code, held.lookalike ? `this username looks like one that is ${what}` : `this username is ${what}`, held.lookalike ? { detail: "lookalike" } : {});
 }
 

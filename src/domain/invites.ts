@@ -1,13 +1,14 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import { offeredLanguage } from "../languages.ts";
-import type { AccountSummary, InviteRecord, NewInvite, NewOutboxItem, Store } from "../store/store.ts";
+import type { AccountSummary, AwaitingRecord, InviteRecord, NewAccount, NewInvite, NewOutboxItem, Store } from "../store/store.ts";
+import { approvalRequired, cleanReason, createApprovalTicket, noteAwaiting } from "./approval.ts";
 import { accountIssuerId, checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import type { Rules } from "./filters.ts";
 import { eventItem } from "./outbox-items.ts";
 import { hashPassword } from "./passwords.ts";
 import type { Clock, EventLog, OutboxNotifier, PayloadSealer, RandomSource, TargetDirectory } from "./ports.ts";
-import { awaitProvisioning, createJobs, refuseNameTakenDownstream, takenDownstreamError, type ProvisionResult } from "./provisioning.ts";
+import { awaitProvisioning, createJobs, refuseNameTakenDownstream, sealProvisionSecret, takenDownstreamError, type ProvisionResult } from "./provisioning.ts";
 import { createHandle, createToken, hashToken } from "./secrets.ts";
 import { nameForLookup, usernameSkeleton } from "./username.ts";
 import type { WriteHealth } from "./write-health.ts";
@@ -171,7 +172,9 @@ export async function acceptInvite(
   password: string,
   /** The language of the page it was accepted on (DESIGN §10), kept for mail about the account. */
   lang?: string,
-): Promise<{ account: AccountSummary; invite: InviteRecord; provisioning: Exclude<ProvisionResult, "taken"> }> {
+  /** What the person tells the moderators when invites wait for approval (DESIGN §11). */
+  reasonText?: string,
+): Promise<AcceptedInvite> {
   const invite = await findLiveInvite(deps, token);
   const username = prepareRequestedName(name);
   const skeleton = usernameSkeleton(username);
@@ -180,6 +183,8 @@ export async function acceptInvite(
     throw new AppError("INVITE_NAME_MISMATCH", `this invitation is for the username ${invite.username}`, { values: { username: invite.username } });
   }
   checkPassword(deps, password);
+  const awaitsApproval = approvalRequired(deps.config, "invite");
+  const reason = awaitsApproval ? cleanReason(reasonText) : null;
   const now = deps.clock.now();
   // A pending registration's name is taken too, here: an invite has no "pending" answer.
   await refuseHeldName(deps, username, skeleton, now, "USERNAME_TAKEN");
@@ -187,7 +192,9 @@ export async function acceptInvite(
   await deps.writeHealth.checkWritable(deps.store, now);
   const passwordHash = await hashPassword(password);
   const webhook = deps.config.events?.webhook;
-  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), { username, skeleton, passwordHash, lang: lang === undefined ? null : offeredLanguage(lang, deps.config.languages) }, (account): NewOutboxItem[] => [
+  const newAccount: NewAccount = { username, skeleton, passwordHash, lang: lang === undefined ? null : offeredLanguage(lang, deps.config.languages) };
+  if (awaitsApproval) return awaitApproval(deps, token, invite, newAccount, password, reason, now);
+  const result = await deps.store.acceptInvite(hashToken(token), deps.clock.now(), newAccount, (account): NewOutboxItem[] => [
     // The jobs come first: the account's events are held until every job is done (DESIGN §9).
     ...createJobs(deps, account.username, { passwordHash, password }, now),
     ...(webhook
@@ -213,7 +220,49 @@ export async function acceptInvite(
   if (webhook) deps.notifyOutbox();
   const provisioning = await awaitProvisioning(deps, result.account.id, deps.notifyOutbox);
   if (provisioning === "taken") throw takenDownstreamError();
-  return { account: result.account, invite, provisioning };
+  return { account: result.account, invite, provisioning, awaiting: null };
+}
+
+export type AcceptedInvite =
+  | { account: AccountSummary; invite: InviteRecord; provisioning: Exclude<ProvisionResult, "taken">; awaiting: null }
+  /** invites.requireApproval: no account yet, the person waits for a moderator (DESIGN §11). */
+  | { account: null; invite: InviteRecord; provisioning: "ready"; awaiting: AwaitingRecord };
+
+/**
+ * The invite is used and the person waits for a moderator: the password waits sealed as a pending
+ * registration's does (for the account servers), and the moderators' mail goes out with the invite-accepted event.
+ */
+async function awaitApproval(
+  deps: AcceptDeps,
+  token: string,
+  invite: InviteRecord,
+  account: NewAccount,
+  password: string,
+  reason: string | null,
+  now: number,
+): Promise<AcceptedInvite> {
+  const ticket = createApprovalTicket(deps, now);
+  const webhook = deps.config.events?.webhook;
+  const awaiting = { expiresAt: ticket.expiresAt, approvalTokenHash: ticket.approvalTokenHash, reason, sealedSecret: sealProvisionSecret(deps, account.passwordHash, password, null) };
+  const result = await deps.store.acceptInviteAwaiting(hashToken(token), now, { ...account, awaiting }, (record): NewOutboxItem[] => [
+    ...ticket.mails(record),
+    ...(webhook
+      ? [
+          eventItem(deps, {
+            type: "invite-accepted",
+            occurredAt: new Date(now).toISOString(),
+            data: { invite: invite.handle, issuer: describeIssuer(invite), username: record.username, awaitingApproval: true },
+          }, now),
+        ]
+      : []),
+  ]);
+  if (!result.ok) {
+    if (result.reason === "username-taken") throw nameHeldError({ holder: "account", lookalike: false }, "USERNAME_TAKEN");
+    throw new AppError("INVITE_GONE", GONE_MESSAGES.used);
+  }
+  noteAwaiting(deps, result.awaiting, "invite");
+  if (webhook) deps.notifyOutbox();
+  return { account: null, invite, provisioning: "ready", awaiting: result.awaiting };
 }
 
 export function listInvites(deps: Pick<InviteDeps, "store">): Promise<InviteRecord[]> {

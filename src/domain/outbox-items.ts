@@ -9,6 +9,20 @@ import type { PayloadSealer } from "./ports.ts";
 export interface MailModels {
   /** expiresAt: epoch ms (mail queued by older versions carries a date string; both render). */
   verify: { username: string; link: string; expiresAt: number | string };
+  /** To each of register.moderators: a registration waits for approval (DESIGN §11). reason is the person's own text. */
+  "approval-request": {
+    username: string;
+    reason: string | null;
+    invitedBy: string | null;
+    approveLink: string;
+    rejectLink: string;
+    /** epoch ms */
+    expiresAt: number;
+  };
+  "approval-approved": { username: string };
+  /** reason: the moderator's, when one was given. */
+  "approval-rejected": { username: string; reason: string | null };
+  "approval-expired": { username: string };
 }
 
 export type MailName = keyof MailModels;
@@ -23,7 +37,7 @@ export interface MailPayload<N extends MailName = MailName> {
 }
 
 export interface EventPayload {
-  type: "user-registered" | "invite-accepted";
+  type: "user-registered" | "invite-accepted" | "user-approved" | "user-rejected";
   occurredAt: string;
   data: Record<string, unknown>;
 }

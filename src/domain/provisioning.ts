@@ -56,14 +56,23 @@ export async function refuseNameTakenDownstream(deps: Pick<ProvisionDeps, "targe
 
 /**
  * What waits, sealed, with a pending registration for the jobs made at completion: the hash, and the
- * password and address only when a target needs them in the clear. Null when there are no targets.
+ * password and address only when a target needs them in the clear. With `keepMail` the address is
+ * kept whatever the targets need: a registration that will wait for approval is mailed the outcome
+ * (DESIGN §11), and createJobs still hands it only to targets that need it. Null when nothing is to be kept.
  */
-export function sealProvisionSecret(deps: ProvisionDeps, passwordHash: string, password: string, mail: string): string | null {
+export function sealProvisionSecret(
+  deps: ProvisionDeps,
+  passwordHash: string,
+  password: string,
+  mail: string | null,
+  options: { keepMail?: boolean } = {},
+): string | null {
   const targets = deps.targets.list();
-  if (targets.length === 0) return null;
+  const keepMail = mail !== null && options.keepMail === true;
+  if (targets.length === 0 && !keepMail) return null;
   const secret: ProvisionSecret = { passwordHash };
   if (targets.some((target) => target.needsPassword)) secret.password = password;
-  if (targets.some((target) => target.needsMail)) secret.mail = mail;
+  if (mail !== null && (keepMail || targets.some((target) => target.needsMail))) secret.mail = mail;
   return deps.sealer.seal(JSON.stringify(secret));
 }
 

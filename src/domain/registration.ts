@@ -2,6 +2,7 @@ import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import { offeredLanguage } from "../languages.ts";
 import type { Store } from "../store/store.ts";
+import { approvalRequired, cleanReason } from "./approval.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import { addressKey, findDisposableBlock, findMailFilter, findRange, parseIp, type Rules } from "./filters.ts";
 import type { Limiters } from "./limiter.ts";
@@ -22,6 +23,8 @@ export interface RegistrationRequest {
   /** Already in the one form that is filtered, hashed and mailed. */
   mail: CanonicalMail;
   auth_token: string;
+  /** What the person tells the moderators when registrations wait for approval (DESIGN §11). */
+  reason?: string;
   /** The language the website's page was in (a BCP 47 tag); one not offered gets the default. */
   lang?: string;
 }
@@ -70,6 +73,11 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     }
     throw new AppError("AUTH_TOKEN_INVALID", "auth_token is not valid");
   }
+
+  // Kept only when a moderator will read it; too long is a malformed request (row 4) either way.
+  const cleaned = cleanReason(input.reason);
+  const awaitsApproval = approvalRequired(config, "registration");
+  const reason = awaitsApproval ? cleaned : null;
 
   const ip = parseIp(input.ip);
   if (!ip) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
@@ -126,7 +134,8 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     const result = await store.insertPending(
       {
         username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt,
-        sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail),
+        sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail, { keepMail: awaitsApproval }),
+        reason,
         lang,
       },
       outbox,

@@ -81,8 +81,15 @@ export function apiRouter(deps: ApiDeps): Router {
 
   router.post("/invite/:id", async (ctx) => {
     const body = await readJsonObject(ctx);
-    const { account, invite } = await acceptInvite(deps, ctx.params["id"] ?? "", stringField(body, "name"), stringField(body, "password")).catch(asNotFound);
+    const reason = body["reason"] === undefined ? undefined : stringField(body, "reason");
+    const { account, invite, awaiting } = await acceptInvite(deps, ctx.params["id"] ?? "", stringField(body, "name"), stringField(body, "password"), undefined, reason).catch(asNotFound);
     deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
+    if (awaiting) {
+      // invites.requireApproval (DESIGN §11): nobody is logged in to an account a moderator has yet to approve.
+      ctx.status = 202;
+      ctx.body = { name: awaiting.username, status: "awaiting-approval" };
+      return;
+    }
     setSessionCookie(ctx, deps.config, await createSession(deps, account));
     ctx.status = 204;
   });

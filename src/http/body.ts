@@ -71,11 +71,15 @@ export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationR
   }
   const fields = record as Record<(typeof FIELDS)[number], string>;
   if (!parseIp(fields.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
+  // Optional (DESIGN §11): what the person tells the moderators; its length and characters are the domain's to check.
+  const reason = record["reason"];
+  if (reason !== undefined && reason !== null && typeof reason !== "string") throw new AppError("MALFORMED_REQUEST", "field reason is not a string");
   // Optional (DESIGN §10): the language of the website's page, for the mail. Not mod_register_json's.
   const lang = record["lang"];
   if (lang !== undefined && typeof lang !== "string") throw new AppError("MALFORMED_REQUEST", "field lang is not a string");
   return {
     username: fields.username, password: fields.password, ip: fields.ip, mail: checkMail(fields.mail), auth_token: fields.auth_token,
+    ...(typeof reason === "string" ? { reason } : {}),
     ...(lang !== undefined ? { lang } : {}),
   };
 }

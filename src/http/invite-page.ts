@@ -2,6 +2,7 @@ import Router from "@koa/router";
 import type { Context } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
+import { approvalRequired, MAX_REASON_LENGTH } from "../domain/approval.ts";
 import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites.ts";
 import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
@@ -31,7 +32,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     await next();
   });
 
-  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; error?: AppError } = {}, status = 200): void {
+  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; reason?: string; error?: AppError } = {}, status = 200): void {
     sendPage(ctx, deps.templates, "invite", {
       action: keepLanguage(ctx, deps.templates.languages, `/invite/${encodeURIComponent(token)}`),
       issuerName: invite.issuerName,
@@ -41,6 +42,10 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       errorField: form.error && FIXABLE.get(form.error.code),
       minPasswordLength: deps.config.accounts.minPasswordLength,
       expiresAt: invite.expiresAt,
+      // DESIGN §11: when a moderator decides, the person may tell them why they are joining.
+      askReason: approvalRequired(deps.config, "invite"),
+      reason: form.reason ?? "",
+      maxReasonLength: MAX_REASON_LENGTH,
     }, status);
   }
 
@@ -67,14 +72,19 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const invite = await findLiveInvite(deps, token);
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
+    const reason = form["reason"];
     try {
-      const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "", pageLanguage(ctx, deps.templates.languages));
+      const { account, provisioning, awaiting } = await acceptInvite(deps, token, username, form["password"] ?? "", pageLanguage(ctx, deps.templates.languages), reason);
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
+      if (awaiting) {
+        sendPage(ctx, deps.templates, "invite-success", { username: awaiting.username, awaitingApproval: true });
+        return;
+      }
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
       sendPage(ctx, deps.templates, "invite-success", { username: account.username, shortly: provisioning === "shortly" });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
-        showForm(ctx, token, invite, { username, error: err }, err.status);
+        showForm(ctx, token, invite, { username, reason, error: err }, err.status);
         return;
       }
       throw err;

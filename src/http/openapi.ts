@@ -70,6 +70,7 @@ const ERROR_CODES: Record<ErrorCode, string> = {
   STORE_UNAVAILABLE: "the database cannot be reached",
   INVITE_QUOTA_EXCEEDED: "the logged-in account has made `invites.perUser.max` invites within `perDays`; `Retry-After` says when one frees",
   ACCOUNT_TOO_NEW: "the logged-in account is younger than `invites.perUser.minAccountAgeDays`",
+  APPROVAL_NOT_FOUND: "the moderator link is unknown, has expired or was already used",
 };
 
 /** What any request that reads or writes the store may meet. */

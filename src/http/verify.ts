@@ -24,10 +24,17 @@ async function complete(ctx: Context, deps: VerifyRouteDeps, token: string): Pro
     deps.metrics.verifications.inc({ outcome: "unknown" });
     throw err;
   });
-  deps.metrics.verifications.inc({ outcome: result.alreadyActive ? "already_active" : "created" });
+  deps.metrics.verifications.inc({ outcome: result.alreadyActive ? "already_active" : result.awaitingApproval ? "awaiting_approval" : "created" });
   ctx.set("Cache-Control", "no-store");
   // `ready: false` only when an account server has yet to make the account; otherwise the answer is as it always was.
-  if (wantsJson(ctx)) ctx.body = { username: result.username, alreadyActive: result.alreadyActive, ...(result.provisioning === "shortly" ? { ready: false } : {}) };
+  if (wantsJson(ctx)) {
+    ctx.body = {
+      username: result.username,
+      alreadyActive: result.alreadyActive,
+      ...(result.provisioning === "shortly" ? { ready: false } : {}),
+      ...(result.awaitingApproval ? { awaitingApproval: true } : {}),
+    };
+  }
   else sendPage(ctx, deps.templates, "verify-success", { ...result, shortly: result.provisioning === "shortly" });
 }
 
@@ -65,7 +72,7 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
     const token = checkToken(ctx.params["token"]);
     const view = await findVerification(deps, token);
     if (view.expiresAt === null) {
-      sendPage(ctx, deps.templates, "verify-success", { username: view.username, alreadyActive: true });
+      sendPage(ctx, deps.templates, "verify-success", { username: view.username, alreadyActive: true, awaitingApproval: view.awaitingApproval });
       return;
     }
     sendPage(ctx, deps.templates, "verify-confirm", {

@@ -220,8 +220,11 @@ export class OutboxSender {
     const result = await mailer.send({ to: payload.to, ...rendered });
     // Only the local-directory transport (the development default) logs the link: there the
     // operator reads the mail from disk anyway, and the design asks for the link in the log.
-    if (mailer.isLocalDirectory) {
-      this.deps.log.info({ outboxId: item.id, file: result.file, link: payload.model.link }, "verification mail written");
+    // A moderator's links are not logged: whoever reads the log could decide with them.
+    if (mailer.isLocalDirectory && payload.template === "verify") {
+      this.deps.log.info({ outboxId: item.id, file: result.file, link: (payload as MailPayload<"verify">).model.link }, "verification mail written");
+    } else if (mailer.isLocalDirectory) {
+      this.deps.log.info({ outboxId: item.id, file: result.file, template: payload.template }, "mail written");
     } else {
       this.deps.log.info({ outboxId: item.id, transport: mailer.description }, "mail sent");
     }

@@ -1,9 +1,9 @@
 import { sql } from "kysely";
-import { affected, query, uniqueViolation, type Db } from "./db.ts";
+import { affected, query, uniqueViolation, type Db, type Tx } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { voidExpiredPending } from "./pending.ts";
-import { ACCOUNT_COLUMNS, toAccount, toInvite } from "./rows.ts";
-import type { AcceptInviteResult, IssuerKind, NewAccount, NewInvite, QuotaInsertResult, Store } from "./store.ts";
+import { ACCOUNT_COLUMNS, AWAITING_COLUMNS, toAccount, toAwaiting, toInvite } from "./rows.ts";
+import type { IssuerKind, NewAccount, NewAwaiting, NewInvite, NewOutboxItem, QuotaInsertResult, Store } from "./store.ts";
 
 const insertInvite = query((q, p: NewInvite) =>
   q
@@ -50,7 +50,7 @@ const useInvite = query((q, p: { tokenHash: string; now: number }) =>
     .where("expires_at", ">", p.now)
     .returning(["id", "issuer_kind", "issuer_id", "issuer_name"]),
 );
-const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string; inviteId: number; inviterKind: IssuerKind; inviterId: number | null }) =>
+const insertInvited = query((q, p: NewAccount & Made) =>
   q
     .insertInto("users")
     .values({
@@ -67,6 +67,38 @@ const insertInvited = query((q, p: NewAccount & { now: number; invitedBy: string
       lang: p.lang ?? null,
     })
     .returning(ACCOUNT_COLUMNS),
+);
+
+// With invites.requireApproval the invited person waits for a moderator (DESIGN §11) instead.
+const insertInvitedAwaiting = query((q, p: NewAccount & NewAwaiting & Made) =>
+  q
+    .insertInto("users")
+    .values({
+      username: p.username,
+      skeleton: p.skeleton,
+      password_hash: p.passwordHash,
+      state: "awaiting",
+      created_at: p.now,
+      verified_at: p.now,
+      expires_at: p.expiresAt,
+      approval_token_hash: p.approvalTokenHash,
+      reason: p.reason,
+      sealed_secret: p.sealedSecret,
+      lang: p.lang ?? null,
+      invited_by: p.invitedBy,
+      invite_id: p.inviteId,
+      inviter_kind: p.inviterKind,
+      inviter_id: p.inviterId,
+    })
+    .returning(AWAITING_COLUMNS),
+);
+const awaitingAs = query((q, p: { username: string; passwordHash: string }) =>
+  q
+    .selectFrom("users")
+    .select(AWAITING_COLUMNS)
+    .where("username", "=", p.username)
+    .where("password_hash", "=", p.passwordHash)
+    .where("state", "=", sql.lit("awaiting")),
 );
 
 const acceptedAs = query((q, p: { username: string; passwordHash: string }) =>
@@ -107,10 +139,53 @@ function inviterOf(invite: { issuer_kind: IssuerKind; issuer_id: string; issuer_
 /** Thrown inside acceptInvite's transaction to roll it back, so the invite keeps its use. */
 class NameTaken extends Error {}
 
+type Made = { now: number; invitedBy: string; inviteId: number; inviterKind: IssuerKind; inviterId: number | null };
+
 export function invitesStore(
   db: Db,
-): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "revokeLiveInvitesOf" | "acceptInvite"> {
+): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "revokeLiveInvitesOf" | "acceptInvite" | "acceptInviteAwaiting"> {
   const { q } = db;
+
+  /**
+   * Uses one of a live invite's uses and inserts the row `insert` makes in one transaction; a taken
+   * name rolls it back, so the invite keeps its use.
+   */
+  async function accept<T extends { id: number; username: string }>(
+    tokenHash: string,
+    now: number,
+    username: string,
+    insert: (tx: Tx, made: Made) => Promise<T>,
+    items: (made: T) => NewOutboxItem[],
+    ownCommit: () => Promise<T | null>,
+  ): Promise<{ ok: true; made: T } | { ok: false; reason: "gone" | "username-taken" }> {
+    try {
+      return await db.write(
+        async (tx): Promise<{ ok: true; made: T } | { ok: false; reason: "gone" }> => {
+          const [invite] = (await useInvite(tx, { tokenHash, now })).rows;
+          if (!invite) return { ok: false, reason: "gone" };
+          // A pending registration that has run out no longer holds its name.
+          await voidExpiredPending(db, tx, now, { username });
+          let made: T;
+          try {
+            made = await insert(tx, { now, inviteId: invite.id, ...inviterOf(invite) });
+          } catch (err) {
+            if (uniqueViolation(err) === "username") throw new NameTaken();
+            throw err;
+          }
+          await insertOutbox(tx, items(made), made.id);
+          return { ok: true, made };
+        },
+        async () => {
+          const made = await ownCommit();
+          return made ? { ok: true, made } : null;
+        },
+      );
+    } catch (err) {
+      if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
+      throw err;
+    }
+  }
+
   return {
     async insertInvite(invite) {
       return toInvite((await db.run("once", (q) => insertInvite(q, invite))).rows[0]!);
@@ -152,35 +227,33 @@ export function invitesStore(
     },
 
     async acceptInvite(tokenHash, now, account, events) {
-      try {
-        return await db.write(
-          async (tx): Promise<AcceptInviteResult> => {
-            const [invite] = (await useInvite(tx, { tokenHash, now })).rows;
-            if (!invite) return { ok: false, reason: "gone" };
-            // A pending registration that has run out no longer holds its name.
-            await voidExpiredPending(db, tx, now, { username: account.username });
-            let created;
-            try {
-              const inserted = await insertInvited(tx, { ...account, now, inviteId: invite.id, ...inviterOf(invite) });
-              created = toAccount(inserted.rows[0]!);
-            } catch (err) {
-              if (uniqueViolation(err) === "username") throw new NameTaken();
-              throw err;
-            }
-            await insertOutbox(tx, events(created), created.id);
-            return { ok: true, account: created };
-          },
-          // The password hash is salted afresh for this request: an account holding it is this
-          // transaction's commit. A plain second run would find the name taken (409) or the invite used (410).
-          async () => {
-            const [row] = (await acceptedAs(q, account)).rows;
-            return row ? { ok: true, account: toAccount(row) } : null;
-          },
-        );
-      } catch (err) {
-        if (err instanceof NameTaken) return { ok: false, reason: "username-taken" };
-        throw err;
-      }
+      return accept(
+        tokenHash,
+        now,
+        account.username,
+        async (tx, made) => toAccount((await insertInvited(tx, { ...account, ...made })).rows[0]!),
+        events,
+        // The password hash is salted afresh for this request: an account holding it is this
+        // transaction's commit. A plain second run would find the name taken (409) or the invite used (410).
+        async () => {
+          const [row] = (await acceptedAs(q, account)).rows;
+          return row ? toAccount(row) : null;
+        },
+      ).then((result) => (result.ok ? { ok: true, account: result.made } : result));
+    },
+
+    async acceptInviteAwaiting(tokenHash, now, account, items) {
+      return accept(
+        tokenHash,
+        now,
+        account.username,
+        async (tx, made) => toAwaiting((await insertInvitedAwaiting(tx, { ...account, ...account.awaiting, ...made })).rows[0]!),
+        items,
+        async () => {
+          const [row] = (await awaitingAs(q, account)).rows;
+          return row ? toAwaiting(row) : null;
+        },
+      ).then((result) => (result.ok ? { ok: true, awaiting: result.made } : result));
     },
   };
 }

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { accountsStore } from "./accounts.ts";
+import { approvalStore } from "./approval.ts";
 import { connectDb, type ConnectOptions, type Db } from "./db.ts";
 import { invitesStore } from "./invites.ts";
 import { keysStore } from "./keys.ts";
@@ -24,6 +25,7 @@ export function composeStore(db: Db): Store {
     ...invitesStore(db),
     ...sessionsStore(db),
     ...outboxStore(db),
+    ...approvalStore(db),
   };
 }
 

@@ -51,7 +51,7 @@ const nameHolder = query((q, p: { username: string; now: number }) =>
     .where("username", "=", p.username)
     .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", p.now)])),
 );
-// 'active' sorts before 'pending': an account wins over a pending registration.
+// 'active' sorts before 'awaiting' before 'pending': an account wins, then one awaiting approval.
 const skeletonHolder = query((q, p: { skeleton: string; now: number }) =>
   q
     .selectFrom("users")
@@ -68,7 +68,7 @@ const mailHolder = query((q, p: { mailHash: string; now: number }) =>
     .where("mail_hash", "=", p.mailHash)
     .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb("expires_at", ">", p.now)])),
 );
-const insertPending = query((q, p: NewPending & { sealedSecret: string | null }) =>
+const insertPending = query((q, p: NewPending & { sealedSecret: string | null; reason: string | null }) =>
   q
     .insertInto("users")
     .values({
@@ -82,6 +82,7 @@ const insertPending = query((q, p: NewPending & { sealedSecret: string | null })
       created_at: p.createdAt,
       expires_at: p.expiresAt,
       sealed_secret: p.sealedSecret,
+      reason: p.reason,
       lang: p.lang ?? null,
     })
     .returning("id"),
@@ -113,13 +114,18 @@ const activate = query((q, p: { tokenHash: string; now: number }) =>
     .where("expires_at", ">", p.now)
     .returning(ACCOUNT_COLUMNS),
 );
-const activeByTokenHash = query((q, p: { tokenHash: string }) =>
-  q.selectFrom("users").select("username").where("token_hash", "=", p.tokenHash).where("state", "=", sql.lit("active")),
+// A token completed before: its account, or its registration still awaiting approval (DESIGN §11).
+const completedByTokenHash = query((q, p: { tokenHash: string; now: number }) =>
+  q
+    .selectFrom("users")
+    .select(["username", "state"])
+    .where("token_hash", "=", p.tokenHash)
+    .where((eb) => eb.or([eb("state", "=", sql.lit("active")), eb.and([eb("state", "=", sql.lit("awaiting")), eb("expires_at", ">", p.now)])])),
 );
 const listPending = query((q, p: { now: number }) =>
   q
     .selectFrom("users as u")
-    .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at", "u.lang"])
+    .select(["u.id", "u.username", "u.state", "u.reason", "u.ip", "u.created_at", "u.expires_at", "u.lang"])
     .select((eb) =>
       eb
         .selectFrom("outbox as o")
@@ -130,7 +136,7 @@ const listPending = query((q, p: { now: number }) =>
         .limit(1)
         .as("mail_state"),
     )
-    .where("u.state", "=", sql.lit("pending"))
+    .where("u.state", "in", ["pending", "awaiting"])
     .where("u.expires_at", ">", p.now)
     .orderBy("u.created_at")
     .orderBy("u.id"),
@@ -161,7 +167,7 @@ export function pendingStore(
         return await db.write(
           async (tx): Promise<InsertPendingResult> => {
             await voidExpiredPending(db, tx, pending.createdAt, pending);
-            const { id } = (await insertPending(tx, { ...pending, sealedSecret: pending.sealedSecret ?? null })).rows[0]!;
+            const { id } = (await insertPending(tx, { ...pending, sealedSecret: pending.sealedSecret ?? null, reason: pending.reason ?? null })).rows[0]!;
             await insertOutbox(tx, outbox, id);
             return { ok: true, id };
           },
@@ -197,8 +203,9 @@ export function pendingStore(
             await insertOutbox(tx, events(account, secret), account.id);
             return { outcome: "created", account };
           }
-          const [active] = (await activeByTokenHash(tx, { tokenHash })).rows;
-          return active ? { outcome: "already-active", username: active.username } : null;
+          const [done] = (await completedByTokenHash(tx, { tokenHash, now })).rows;
+          if (!done) return null;
+          return done.state === "active" ? { outcome: "already-active", username: done.username } : { outcome: "awaiting", username: done.username };
         },
         // Activated at exactly `now`, the account is this transaction's (a second run would say "already active").
         async () => {

@@ -1,6 +1,6 @@
 import type { Selectable } from "kysely";
 import type { Tables } from "./schema.ts";
-import type { AccountSummary, ApiKeyRecord, InviteRecord, OutboxItem, PendingSummary, ProvisionJobState, TokenLookup } from "./store.ts";
+import type { AccountSummary, ApiKeyRecord, AwaitingRecord, InviteRecord, NameHolderKind, OutboxItem, PendingSummary, ProvisionJobState, TokenLookup } from "./store.ts";
 
 type Users = Selectable<Tables["users"]>;
 
@@ -38,11 +38,13 @@ export function toApiKey(row: Selectable<Tables["api_keys"]>): ApiKeyRecord {
 }
 
 export function toPendingSummary(
-  row: Pick<Users, "id" | "username" | "ip" | "created_at" | "expires_at" | "lang"> & { mail_state: PendingSummary["mailStatus"] | null },
+  row: Pick<Users, "id" | "username" | "state" | "reason" | "ip" | "created_at" | "expires_at" | "lang"> & { mail_state: PendingSummary["mailStatus"] | null },
 ): PendingSummary {
   return {
     id: row.id,
     username: row.username,
+    state: row.state === "awaiting" ? "awaiting" : "pending",
+    reason: row.reason,
     ip: row.ip ?? "",
     createdAt: row.created_at,
     expiresAt: row.expires_at!,
@@ -67,13 +69,21 @@ export function toProvisionJob(
 export function toTokenLookup(row: Pick<Users, "username" | "state" | "expires_at"> | undefined, now: number): TokenLookup | null {
   if (!row) return null;
   if (row.state === "active") return { state: "active", username: row.username };
+  if (row.state === "awaiting") return row.expires_at! > now ? { state: "awaiting", username: row.username } : null;
   const expiresAt = row.expires_at!;
   if (expiresAt <= now) return null;
   return { state: "pending", username: row.username, expiresAt };
 }
 
-/** Who a users row with a live state is: an account or a pending registration; nobody without a row. */
-export function toHolder(row: Pick<Users, "state"> | undefined): "pending" | "account" | null {
+/** Who a users row with a live state is: an account, one awaiting approval or a pending registration; nobody without a row. */
+export function toHolder(row: Pick<Users, "state"> | undefined): NameHolderKind | null {
   if (!row) return null;
-  return row.state === "active" ? "account" : "pending";
+  return row.state === "active" ? "account" : row.state;
+}
+
+/** The columns every mapping of a registration awaiting approval reads. */
+export const AWAITING_COLUMNS = ["id", "username", "reason", "created_at", "expires_at", "invited_by", "lang"] as const;
+
+export function toAwaiting(row: Pick<Users, (typeof AWAITING_COLUMNS)[number]>): AwaitingRecord {
+  return { id: row.id, username: row.username, reason: row.reason, createdAt: row.created_at, expiresAt: row.expires_at!, invitedBy: row.invited_by, lang: row.lang };
 }

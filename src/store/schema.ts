@@ -18,7 +18,8 @@ export interface Tables {
     skeleton: string | null;
     password_hash: string;
     mail_hash: string | null;
-    state: "pending" | "active";
+    /** 'awaiting': verified (or invited) and waiting for a moderator's approval (DESIGN §11). */
+    state: "pending" | "active" | "awaiting";
     token_hash: string | null;
     ip: string | null;
     created_at: number;
@@ -32,6 +33,10 @@ export interface Tables {
     inviter_id: number | null;
     /** Sealed JSON a provisioning target needs in the clear; held only while pending, erased on activation. */
     sealed_secret: string | null;
+    /** What the person wrote for the moderators (control characters stripped); kept only while awaiting approval. */
+    reason: string | null;
+    /** The moderator links' token, hashed; set only while awaiting approval. */
+    approval_token_hash: string | null;
     /** The offered language the registration was made in (migration 008); null: the default. */
     lang: string | null;
   };

@@ -18,6 +18,8 @@ export interface NewPending {
    * only while the registration is pending: activatePending hands it to the jobs and erases it.
    */
   sealedSecret?: string | null;
+  /** What the person wrote for the moderators, kept while the registration waits (DESIGN §11). */
+  reason?: string | null;
   /** The offered language the registration was made in, for the mail about it. */
   lang?: string | null;
 }
@@ -61,6 +63,10 @@ export type InsertPendingResult =
 export interface PendingSummary {
   id: number;
   username: string;
+  /** "pending": waiting for its verification; "awaiting": verified, waiting for a moderator (DESIGN §11). */
+  state: "pending" | "awaiting";
+  /** What the person wrote for the moderators; null when nothing. */
+  reason: string | null;
   ip: string;
   createdAt: number;
   expiresAt: number;
@@ -148,8 +154,36 @@ export interface NewAccount {
   lang?: string | null;
 }
 
+/** What a registration waiting for a moderator keeps besides its name, password hash and mail hash. */
+export interface NewAwaiting {
+  expiresAt: number;
+  approvalTokenHash: string;
+  reason: string | null;
+  /** Sealed JSON the account servers and the outcome mail need (the password, the address); erased when decided. */
+  sealedSecret: string | null;
+}
+
+/** A registration waiting for a moderator (DESIGN §11). */
+export interface AwaitingRecord {
+  id: number;
+  username: string;
+  reason: string | null;
+  createdAt: number;
+  expiresAt: number;
+  invitedBy: string | null;
+  /** The language the registration was made in (its mails are written in it); null: the default. */
+  lang: string | null;
+}
+
+/** How a moderator names a waiting registration: by name (the CLI) or by the token of a mailed link. */
+export type AwaitingRef = { username: string } | { approvalTokenHash: string };
+
 export type AcceptInviteResult =
   | { ok: true; account: AccountSummary }
+  | { ok: false; reason: "gone" | "username-taken" };
+
+export type AcceptInviteAwaitingResult =
+  | { ok: true; awaiting: AwaitingRecord }
   | { ok: false; reason: "gone" | "username-taken" };
 
 export interface SessionRecord {
@@ -160,11 +194,21 @@ export interface SessionRecord {
 
 export type TokenLookup =
   | { state: "pending"; username: string; expiresAt: number }
+  | { state: "awaiting"; username: string }
   | { state: "active"; username: string };
 
 export type ActivateResult =
   | { outcome: "created"; account: AccountSummary }
+  | { outcome: "already-active"; username: string }
+  | { outcome: "awaiting"; username: string };
+
+export type AwaitApprovalResult =
+  | { outcome: "awaiting"; record: AwaitingRecord; fresh: boolean }
   | { outcome: "already-active"; username: string };
+
+
+
+export type NameHolderKind = "pending" | "awaiting" | "account";
 
 export interface Store {
   readonly kind: "sqlite" | "postgres";
@@ -186,10 +230,10 @@ export interface Store {
   purgeErased(): Promise<void>;
   close(): Promise<void>;
 
-  /** Who holds a username right now: a live pending registration, an account, or nobody. */
-  findNameHolder(username: string, now: number): Promise<"pending" | "account" | null>;
-  /** Who holds a name with this confusable skeleton right now; an account before a pending registration. */
-  findSkeletonHolder(skeleton: string, now: number): Promise<"pending" | "account" | null>;
+  /** Who holds a username right now: a live pending registration, one awaiting approval, an account, or nobody. */
+  findNameHolder(username: string, now: number): Promise<NameHolderKind | null>;
+  /** Who holds a name with this confusable skeleton right now; an account first, then one awaiting approval, then a pending one. */
+  findSkeletonHolder(skeleton: string, now: number): Promise<NameHolderKind | null>;
   isMailHashHeld(mailHash: string, now: number): Promise<boolean>;
   /**
    * Inserts a pending registration and its outbox items in one transaction, first voiding expired
@@ -206,6 +250,7 @@ export interface Store {
     now: number,
     events: (account: AccountSummary, sealedSecret: string | null) => NewOutboxItem[],
   ): Promise<ActivateResult | null>;
+  /** Registrations waiting for their verification or for a moderator, as of `now`, oldest first. */
   listPending(now: number): Promise<PendingSummary[]>;
   listAccounts(): Promise<AccountSummary[]>;
   /** The account with this id, or null. */
@@ -251,6 +296,13 @@ export interface Store {
     account: NewAccount,
     events: (account: AccountSummary) => NewOutboxItem[],
   ): Promise<AcceptInviteResult>;
+  /** As acceptInvite, but the invited person waits for a moderator (invites.requireApproval, DESIGN §11): no account yet. */
+  acceptInviteAwaiting(
+    tokenHash: string,
+    now: number,
+    account: NewAccount & { awaiting: NewAwaiting },
+    items: (record: AwaitingRecord) => NewOutboxItem[],
+  ): Promise<AcceptInviteAwaitingResult>;
 
   insertSession(tokenHash: string, userId: number, createdAt: number, expiresAt: number): Promise<void>;
   findSession(tokenHash: string, now: number): Promise<SessionRecord | null>;
@@ -274,6 +326,41 @@ export interface Store {
    * a sent mail's payload is erased. A lease still running is kept, so a send in flight is not doubled.
    */
   requeuePendingMail(username: string, now: number): Promise<RequeueMailResult>;
+
+  // --- manual approval (DESIGN §11): verified registrations and accepted invites waiting as 'awaiting' ---
+
+  /**
+   * Turns a live pending registration into one awaiting approval (until `approval.expiresAt`) in
+   * one statement, and queues `items(record)` (the moderators' mail) in the same transaction; a
+   * token completed before answers what it became. Null for an unknown or expired token.
+   */
+  awaitApproval(
+    tokenHash: string,
+    now: number,
+    approval: Omit<NewAwaiting, "reason" | "sealedSecret">,
+    items: (record: AwaitingRecord) => NewOutboxItem[],
+  ): Promise<AwaitApprovalResult | null>;
+  /** A live registration awaiting approval, by the hash of its moderator token. */
+  findAwaiting(ref: AwaitingRef, now: number): Promise<AwaitingRecord | null>;
+  /**
+   * Makes a live waiting registration the account (one statement: two moderators cannot both decide),
+   * erasing its reason, token and sealed secret, and queues `items(account, sealedSecret)` with it.
+   */
+  approveAwaiting(
+    ref: AwaitingRef,
+    now: number,
+    items: (account: AccountSummary, sealedSecret: string | null, waited: AwaitingRecord) => NewOutboxItem[],
+  ): Promise<AccountSummary | null>;
+  /** Deletes a live waiting registration (its name and mail are free again) and queues `items(record, sealedSecret)`. */
+  rejectAwaiting(
+    ref: AwaitingRef,
+    now: number,
+    items: (record: AwaitingRecord, sealedSecret: string | null) => NewOutboxItem[],
+  ): Promise<AwaitingRecord | null>;
+  /** Deletes every registration whose wait for approval ran out by `now`, queueing `items(record, sealedSecret)` for each; how many. */
+  expireAwaiting(now: number, items: (record: AwaitingRecord, sealedSecret: string | null) => NewOutboxItem[]): Promise<number>;
+  /** How many registrations wait for a moderator now. */
+  countAwaiting(now: number): Promise<number>;
 
   // --- provisioning (DESIGN §9): jobs are outbox items of kind "provision" with a target ---
   //

@@ -4,10 +4,10 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { runCli } from "../../src/cli/index.ts";
 import { registration } from "../helpers/harness.ts";
-import { BROWSER_SKIP, browserTestsEnabled, launchChromium, startBrowserService, type BrowserService } from "../helpers/browser.ts";
+import { BROWSER_SKIP, browserTestsEnabled, launchChromium, openPage, startBrowserService, type BrowserService } from "../helpers/browser.ts";
 import { PASSWORD } from "../helpers/invites.ts";
 import { captureIo, postRegistrationTo, waitFor } from "../helpers/service.ts";
 
@@ -15,18 +15,6 @@ import { captureIo, postRegistrationTo, waitFor } from "../helpers/service.ts";
 // for a person with a browser, without JavaScript, under the pages' Content-Security-Policy.
 
 const SCREENSHOT = join(tmpdir(), "gatehouse-invite-page.png");
-
-/** Opens a fresh browser context (its own cookies) and a page that records CSP violations. */
-async function openPage(browser: Browser): Promise<{ context: BrowserContext; page: Page; cspViolations: string[] }> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  const cspViolations: string[] = [];
-  page.on("console", (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
-  });
-  return { context, page, cspViolations };
-}
 
 if (!browserTestsEnabled()) {
   test("browser tests (Chromium): invite page and verification link", { skip: BROWSER_SKIP }, () => {});

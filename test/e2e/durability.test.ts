@@ -22,7 +22,8 @@ async function pendingList(configPath: string): Promise<Map<string, string>> {
   const { out, err, io } = captureIo();
   const code = await runCli(["pending", "list", "--config", configPath], io);
   assert.equal(code, 0, err.join("\n"));
-  return new Map(out.map((line) => [line.split("\t")[0]!, line.split("\t")[4]!]));
+  // The first line is the header.
+  return new Map(out.slice(1).map((line) => [line.split("\t")[0]!, line.split("\t")[4]!]));
 }
 
 async function exited(proc: ServeProcess, timeoutMs = 5_000): Promise<void> {

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { createLogger } from "../../src/log.ts";
 import { startService, type RunningService } from "../../src/main.ts";
 import { LogCapture } from "./harness.ts";
@@ -69,4 +69,16 @@ export async function startBrowserService(overrides: Parameters<typeof createCon
       }
     },
   };
+}
+
+/** Opens a fresh browser context (its own cookies) and a page that records CSP violations. */
+export async function openPage(browser: Browser): Promise<{ context: BrowserContext; page: Page; cspViolations: string[] }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const cspViolations: string[] = [];
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
+  return { context, page, cspViolations };
 }

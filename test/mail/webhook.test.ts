@@ -1,67 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingHttpHeaders } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createHarness, registerAndVerify, type Harness } from "../helpers/harness.ts";
 import { client, issueInvite, PASSWORD } from "../helpers/invites.ts";
-import { verifySignature } from "../helpers/signature.ts";
+import { SECRET, startReceiver, type Receiver } from "../helpers/webhook-receiver.ts";
 
 // Events leave through the outbox: signed, retried with backoff, at least once, in order per account.
-// The receiver below checks them the way the README tells operators to.
-
-const SECRET = "webhook-secret-0123456789abcdef";
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: string;
-  event: { type: string; occurredAt: string; data: Record<string, unknown> } | null;
-  check: ReturnType<typeof verifySignature>;
-  answered: number;
-}
-
-interface Receiver {
-  url: string;
-  /** Every request, with what it was answered. */
-  deliveries: Delivery[];
-  /** The events accepted (answered 2xx), in arrival order. */
-  accepted(): NonNullable<Delivery["event"]>[];
-  close(): Promise<void>;
-}
-
-/**
- * A webhook receiver on 127.0.0.1 that refuses what fails the signature check (401) or is stale (400),
- * and otherwise answers what `answer` says for the Nth request (default 200).
- */
-async function startReceiver(answer: (n: number, event: Delivery["event"]) => number = () => 200): Promise<Receiver> {
-  const deliveries: Delivery[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      const check = verifySignature(SECRET, req.headers["x-gatehouse-signature"] as string | undefined, body, Date.now());
-      let event: Delivery["event"] = null;
-      try {
-        event = JSON.parse(body) as Delivery["event"];
-      } catch {
-        event = null;
-      }
-      const answered = req.method !== "POST" ? 405 : check === "bad-signature" ? 401 : check === "stale" ? 400 : answer(deliveries.length + 1, event);
-      deliveries.push({ headers: req.headers, body, event, check, answered });
-      res.writeHead(answered, { "content-type": "text/plain" }).end(answered < 300 ? "ok" : "no");
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/hooks/gatehouse`,
-    deliveries,
-    accepted: () => deliveries.filter((d) => d.answered < 300).map((d) => d.event!),
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+// The receiver (helpers/webhook-receiver.ts) checks them the way the README tells operators to.
 
 /** A harness whose webhook points at `receiver`, its clock on the wall clock as the receiver's is. */
 async function harnessFor(receiver: Receiver, secret = SECRET): Promise<Harness> {

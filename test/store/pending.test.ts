@@ -223,6 +223,8 @@ storeContract("pending registrations", (it) => {
     assert.deepEqual(list[0], {
       id: ids.get("none"),
       username: "none",
+      state: "pending",
+      reason: null,
       ip: "192.0.2.1",
       createdAt: T0,
       expiresAt: none.expiresAt,
