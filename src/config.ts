@@ -93,6 +93,8 @@ export const CONFIG_SCHEMA = Type.Object({
     filteredMails: Type.Array(Type.String({ format: "regex" }), { default: [] }),
     pendingTtlSeconds: Type.Integer({ minimum: 1, default: 86400 }),
     sendMail: Type.Boolean({ default: true }),
+    // New verification links a pending registration may be sent after the first (DESIGN §11).
+    resendLimit: Type.Integer({ minimum: 0, maximum: 100, default: 3 }),
     blockDisposable: Type.Boolean({ default: false }),
     // One subscriber usually holds a whole /64 (often a /56 or /48): rate limits count by network, not by address.
     ipv6Prefix: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),

@@ -8,7 +8,7 @@ import { openStore } from "../store/open.ts";
 import { configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
-export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random" | "sealer" | "targets">;
+export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random" | "sealer" | "targets" | "secret">;
 
 export function readConfig(file: string | undefined): { path: string; config: Config } {
   const path = resolveConfigPath(file);
@@ -24,7 +24,7 @@ export async function withAdminContext<T>(io: Io, file: string | undefined, use:
   const targets = new ProvisionTargets(config.accounts.provision);
   try {
     const secret = await resolveSecret(config, store, cryptoRandom, warn);
-    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom, sealer: new Sealer(secret), targets });
+    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom, sealer: new Sealer(secret), targets, secret });
   } finally {
     await targets.close();
     await store.close();

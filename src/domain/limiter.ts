@@ -59,6 +59,13 @@ export const LOGIN_FAILURE_POINTS = 10;
 export const LOGIN_ADDRESS_FAILURE_POINTS = 50;
 export const LOGIN_FAILURE_WINDOW_SECONDS = 600;
 
+/**
+ * Verification mails asked for again per mail address (its keyed hash), whatever the registration
+ * and whether or not one exists: nobody can mail-bomb an address through the resend form.
+ */
+export const RESEND_ADDRESS_POINTS = 5;
+export const RESEND_ADDRESS_WINDOW_SECONDS = 3600;
+
 /** Every key that is an address is one made by addressKey() (IPv6 by network). */
 export interface Limiters {
   /** One registration per end-user address per `throttleSeconds`; null when throttling is off. */
@@ -69,6 +76,8 @@ export interface Limiters {
   loginPairFailures: Limiter;
   /** Failed logins per address. */
   loginAddressFailures: Limiter;
+  /** Resend requests per mail address, keyed by the address's keyed hash. */
+  resendAddresses: Limiter;
 }
 
 /** What a limiter counts in: one process's memory, the cluster primary's, or Redis. */
@@ -94,6 +103,9 @@ export function createLimiters(throttleSeconds: number, backing: LimiterBacking 
     ),
     loginAddressFailures: new FlexibleLimiter(
       backing({ keyPrefix: "gh:login:addr", points: LOGIN_ADDRESS_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
+    ),
+    resendAddresses: new FlexibleLimiter(
+      backing({ keyPrefix: "gh:resend:mail", points: RESEND_ADDRESS_POINTS, duration: RESEND_ADDRESS_WINDOW_SECONDS }),
     ),
   };
 }
