@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
 import { storageFullError } from "./domain/write-health.ts";
 import { AppError, isAppError, isStoreUnavailable } from "./errors.ts";
+import { antibotRouter } from "./http/antibot.ts";
 import { apiRouter } from "./http/api.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
@@ -117,7 +118,7 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
       ctx.set("Cache-Control", "no-store");
       const json = wantsJson(ctx);
       if (ctx.state.page && !json) {
-        if (code === "TOKEN_UNKNOWN") sendPage(ctx, deps.templates, "verify-failure", { action: ctx.state.verifyBase ?? "" }, status);
+        if (code === "TOKEN_UNKNOWN") sendPage(ctx, deps.templates, "verify-failure", { action: ctx.state.verifyBase ?? "", resendAction: `${ctx.state.verifyBase ?? ""}resend` }, status);
         else sendPage(ctx, deps.templates, "error", { status, title: TITLES[status] ?? "Error", message }, status);
       } else if (json) {
         ctx.status = status;
@@ -215,6 +216,7 @@ export function createApp(ctx: AppContext): Koa {
     apiRouter(ctx),
     invitePageRouter(ctx),
     opsRouter(ctx),
+    antibotRouter(ctx),
   ];
   app.use(methodFallback(routers));
   for (const router of routers) app.use(router.routes());

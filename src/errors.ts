@@ -31,12 +31,15 @@ export type ErrorCode =
   | "SERVER_BUSY"
   | "ACCOUNT_SERVER_UNAVAILABLE"
   | "USERNAME_TAKEN_DOWNSTREAM"
-  | "STORE_UNAVAILABLE";
+  | "STORE_UNAVAILABLE"
+  | "POW_REQUIRED"
+  | "POW_INVALID";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
     case "MALFORMED_REQUEST":
     case "PASSWORD_TOO_SHORT":
+    case "POW_REQUIRED":
     case "REQUEST_INCOMPLETE":
       return 400;
     case "AUTH_TOKEN_INVALID":
@@ -48,6 +51,7 @@ export function statusOf(code: ErrorCode): number {
     case "API_KEY_INVALID":
     case "INVITE_NAME_MISMATCH":
     case "CROSS_SITE_REQUEST":
+    case "POW_INVALID":
     case "IP_BLACKLISTED":
     case "MAIL_FILTERED":
     case "MAIL_DISPOSABLE":

@@ -6,13 +6,31 @@ import type { MailModels, MailName } from "./domain/outbox-items.ts";
 
 export const TEMPLATE_DIR = join(PACKAGE_ROOT, "templates");
 
+/** Where the proof-of-work widget's parts are, on a page whose form asks for one (DESIGN §11). */
+export interface PowWidget {
+  challengeUrl: string;
+  script: string;
+  setup: string;
+  css: string;
+}
+
+/** A form that may ask for a proof of work: the widget, and the reason the last one was refused. */
+interface PowFields {
+  pow?: PowWidget;
+  powError?: string;
+}
+
 /** What each page template is given. Handlebars escapes every {{value}}; templates must not use {{{ }}}. */
 export interface PageModels {
-  "verify-form": { action: string; error?: string };
+  "verify-form": { action: string; resendAction: string; error?: string } & PowFields;
+  /** The "send the mail again" form; `field` names the input an error is about. */
+  "verify-resend": { action: string; username: string; mail: string; error?: string; field?: "username" | "mail" } & PowFields;
+  /** The one answer to a resend, whether or not such a registration exists. */
+  "verify-resent": { action: string };
   "verify-confirm": { action: string; username: string; expiresAt: string };
   /** shortly: an account server has not made the account yet (DESIGN §9); it will be ready shortly. */
   "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean };
-  "verify-failure": { action: string };
+  "verify-failure": { action: string; resendAction: string };
   error: { status: number; title: string; message: string };
   invite: {
     action: string;
@@ -24,7 +42,7 @@ export interface PageModels {
     error?: string;
     minPasswordLength: number;
     expiresAt: string;
-  };
+  } & PowFields;
   "invite-success": { username: string; siteName: string; siteUrl: string; shortly?: boolean };
 }
 
@@ -46,6 +64,7 @@ export class Templates {
 
   constructor(dir = TEMPLATE_DIR) {
     const hb = Handlebars.create();
+    hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
     const pageDir = join(dir, "pages");
     for (const file of readdirSync(pageDir)) {
       if (!file.endsWith(".hbs")) continue;

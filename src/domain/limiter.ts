@@ -109,3 +109,35 @@ export function createLimiters(throttleSeconds: number, backing: LimiterBacking 
     ),
   };
 }
+
+/** How long a proof-of-work challenge may be solved and sent; a used one is remembered that long. */
+export const POW_CHALLENGE_TTL_SECONDS = 600;
+
+/** What antibot.proofOfWork "auto" counts, and where it remembers used challenges (DESIGN §11). */
+export interface FormLimiters {
+  /** Public form submissions per address (addressKey). */
+  perAddress: Limiter;
+  /** Public form submissions in all (one key). */
+  perForm: Limiter;
+  /** An address, or "*" for everyone, that tripped a limit: blocked while the proof of work is asked for. */
+  powOn: Limiter;
+  /** Challenge signatures already used: a second take is a replay. */
+  powUsed: Limiter;
+}
+
+export interface FormLimitSettings {
+  perAddress: number;
+  perForm: number;
+  windowSeconds: number;
+  holdSeconds: number;
+}
+
+export function createFormLimiters(auto: FormLimitSettings, backing: LimiterBacking = memoryBacking): FormLimiters {
+  const window = auto.windowSeconds;
+  return {
+    perAddress: new FlexibleLimiter(backing({ keyPrefix: `gh:form:addr:${auto.perAddress}:${window}`, points: auto.perAddress, duration: window })),
+    perForm: new FlexibleLimiter(backing({ keyPrefix: `gh:form:all:${auto.perForm}:${window}`, points: auto.perForm, duration: window })),
+    powOn: new FlexibleLimiter(backing({ keyPrefix: `gh:pow:on:${auto.holdSeconds}`, points: 1, duration: auto.holdSeconds })),
+    powUsed: new FlexibleLimiter(backing({ keyPrefix: "gh:pow:used", points: 1, duration: POW_CHALLENGE_TTL_SECONDS })),
+  };
+}

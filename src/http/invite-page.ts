@@ -3,13 +3,15 @@ import type { Context } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import { acceptInvite, findLiveInvite, type AcceptDeps } from "../domain/invites.ts";
+import { PowRefused } from "../domain/antibot.ts";
 import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
+import { guardSubmission, powWidgetFor, type AntibotRouteDeps } from "./antibot.ts";
 import { readForm } from "./body.ts";
 import { sendPage } from "./respond.ts";
 import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
-export type InvitePageDeps = AcceptDeps & Pick<AppContext, "templates" | "metrics">;
+export type InvitePageDeps = AcceptDeps & AntibotRouteDeps & Pick<AppContext, "templates" | "metrics">;
 
 // Refusals that are the person's to fix: the form comes back with the reason and what they typed.
 const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "USERNAME_TAKEN_DOWNSTREAM", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
@@ -25,7 +27,14 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     await next();
   });
 
-  function showForm(ctx: Context, token: string, invite: InviteRecord, form: { username?: string; error?: string } = {}, status = 200): void {
+  async function showForm(
+    ctx: Context,
+    token: string,
+    invite: InviteRecord,
+    form: { username?: string; error?: string; powError?: string } = {},
+    status = 200,
+  ): Promise<void> {
+    const pow = await powWidgetFor(ctx, deps);
     sendPage(ctx, deps.templates, "invite", {
       action: `/invite/${encodeURIComponent(token)}`,
       issuerName: invite.issuerName,
@@ -34,6 +43,8 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       boundUsername: invite.username ?? undefined,
       username: form.username ?? invite.username ?? "",
       error: form.error,
+      pow,
+      powError: form.powError,
       minPasswordLength: deps.config.accounts.minPasswordLength,
       expiresAt: new Date(invite.expiresAt).toUTCString(),
     }, status);
@@ -48,12 +59,12 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       // A broken %-escape cannot name a real invite (tokens are base64url); it is not a server error.
     }
     if (!token) throw new AppError("INVITE_NOT_FOUND", "this invitation does not exist");
-    showForm(ctx, token, await findLiveInvite(deps, token));
+    await showForm(ctx, token, await findLiveInvite(deps, token));
   });
 
   router.get("/invite/:token", async (ctx) => {
     const token = ctx.params["token"] ?? "";
-    showForm(ctx, token, await findLiveInvite(deps, token));
+    await showForm(ctx, token, await findLiveInvite(deps, token));
   });
 
   router.post("/invite/:token", async (ctx) => {
@@ -63,6 +74,12 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
     try {
+      await guardSubmission(ctx, deps, "invite", form["altcha"]);
+    } catch (err) {
+      if (err instanceof PowRefused) return showForm(ctx, token, invite, { username, powError: err.message }, err.status);
+      throw err;
+    }
+    try {
       const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "");
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
@@ -71,7 +88,7 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
       });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
-        showForm(ctx, token, invite, { username, error: err.message }, err.status);
+        await showForm(ctx, token, invite, { username, error: err.message }, err.status);
         return;
       }
       throw err;

@@ -2,11 +2,18 @@ import Router from "@koa/router";
 import type { Context } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
+import { PowRefused } from "../domain/antibot.ts";
+import { requestResend, type ResendFormDeps } from "../domain/resend.ts";
 import { completeVerification, findVerification, type VerifyDeps } from "../domain/verification.ts";
+import { guardSubmission, notePowTriggerFor, powWidgetFor, type AntibotRouteDeps } from "./antibot.ts";
 import { readForm } from "./body.ts";
 import { sendPage, wantsJson } from "./respond.ts";
+import { refuseCrossSite } from "./session-cookie.ts";
 
-export type VerifyRouteDeps = VerifyDeps & Pick<AppContext, "templates" | "metrics">;
+export type VerifyRouteDeps = VerifyDeps & ResendFormDeps & AntibotRouteDeps & Pick<AppContext, "templates" | "metrics">;
+
+// The resend form's refusals that are the person's to fix, and the field each is about.
+const RESEND_FIELD: Partial<Record<string, "username" | "mail">> = { MALFORMED_REQUEST: "mail" };
 
 // Real tokens are 43 characters; anything far longer is not worth hashing.
 const MAX_TOKEN_LENGTH = 256;
@@ -41,13 +48,58 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
     return next();
   });
 
-  router.get(base, (ctx) => {
-    sendPage(ctx, deps.templates, "verify-form", { action: base });
+  const resendAction = `${base}resend`;
+
+  router.get(base, async (ctx) => {
+    sendPage(ctx, deps.templates, "verify-form", { action: base, resendAction, pow: await powWidgetFor(ctx, deps) });
   });
 
   router.post(base, async (ctx) => {
     const form = await readForm(ctx);
+    try {
+      await guardSubmission(ctx, deps, "verify", form["altcha"]);
+    } catch (err) {
+      if (!(err instanceof PowRefused) || wantsJson(ctx)) throw err;
+      sendPage(ctx, deps.templates, "verify-form", { action: base, resendAction, pow: await powWidgetFor(ctx, deps), powError: err.message }, err.status);
+      return;
+    }
     await complete(ctx, deps, form["uuid"] ?? form["token"] ?? "");
+  });
+
+  // Before `:token`: "resend" is no token (real ones are 43 characters), and this route answers first.
+  router.get(resendAction, async (ctx) => {
+    sendPage(ctx, deps.templates, "verify-resend", { action: resendAction, username: "", mail: "", pow: await powWidgetFor(ctx, deps) });
+  });
+
+  router.post(resendAction, async (ctx) => {
+    refuseCrossSite(ctx, deps.config);
+    const form = await readForm(ctx);
+    const username = form["username"] ?? "";
+    const mail = form["mail"] ?? "";
+    const again = async (status: number, fields: { error?: string; field?: "username" | "mail"; powError?: string }) =>
+      sendPage(ctx, deps.templates, "verify-resend", { action: resendAction, username, mail, pow: await powWidgetFor(ctx, deps), ...fields }, status);
+    try {
+      await guardSubmission(ctx, deps, "resend", form["altcha"]);
+      const outcome = await requestResend(deps, { username, mail });
+      deps.metrics.resends.inc({ outcome: outcome.replace("-", "_") });
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      if (err.code === "TOO_MANY_ATTEMPTS") {
+        deps.metrics.resends.inc({ outcome: "rate_limited" });
+        await notePowTriggerFor(ctx, deps);
+      }
+      if (wantsJson(ctx)) throw err;
+      if (err instanceof PowRefused) return again(err.status, { powError: err.message });
+      if (err.code === "TOO_MANY_ATTEMPTS" || RESEND_FIELD[err.code]) {
+        if (err.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, err.options.retryAfter)));
+        return again(err.status, { error: err.message, field: RESEND_FIELD[err.code] });
+      }
+      throw err;
+    }
+    ctx.set("Cache-Control", "no-store");
+    // One answer whatever happened: whether a registration has this name and address is not told.
+    if (wantsJson(ctx)) ctx.body = { status: "accepted" };
+    else sendPage(ctx, deps.templates, "verify-resent", { action: base });
   });
 
   router.get(`${base}:token`, async (ctx) => {
