@@ -6,6 +6,7 @@ import Router from "@koa/router";
 import type { Context } from "koa";
 import { PACKAGE_ROOT } from "../config.ts";
 import type { AppContext } from "../context.ts";
+import { AppError } from "../errors.ts";
 import type { PowWidget } from "../templates.ts";
 import { guardForm, issueChallenge, notePowTrigger, powRequired, PowRefused, type AntibotDeps } from "../domain/antibot.ts";
 
@@ -85,7 +86,7 @@ export function antibotRouter(deps: AntibotDeps): Router {
   });
   router.get("/_gatehouse/static/:version/:name", (ctx) => {
     const asset = ctx.params["version"] === ASSETS.version ? ASSETS.files.get(ctx.params["name"] ?? "") : undefined;
-    if (!asset) return;
+    if (!asset) throw new AppError("NOT_FOUND", "not found");
     ctx.set("Cache-Control", "public, max-age=31536000, immutable");
     ctx.type = asset.type;
     ctx.body = asset.body;
