@@ -39,13 +39,13 @@ export interface BrowserService {
 }
 
 /**
- * The real service on 127.0.0.1 with publicUrl set to its own address. The port is picked first
+ * The real service on 127.0.0.1 with publicUrl set to its own address (and `overrides` to the test config). The port is picked first
  * (listen on 0, close, reuse the number) because publicUrl must name it before start-up.
  */
-export async function startBrowserService(): Promise<BrowserService> {
+export async function startBrowserService(overrides: Parameters<typeof createConfigDir>[0] = {}): Promise<BrowserService> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const cfg = createConfigDir({ listen: { host: "127.0.0.1", port }, publicUrl: url });
+  const cfg = createConfigDir({ ...overrides, listen: { host: "127.0.0.1", port }, publicUrl: url });
   const logs = new LogCapture();
   let service: RunningService;
   try {
