@@ -13,7 +13,7 @@ import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
 import { warmDecoder } from "./http/body.ts";
 import { registerRouter, registerWithoutTrailingSlash } from "./http/register.ts";
-import { sendPage, wantsJson } from "./http/respond.ts";
+import { keepLanguage, sendPage, shownError, wantsHtml, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
 import { refusalLog, requestLogger, type RefusalLog } from "./log.ts";
 import { isStorageFull } from "./store/errors.ts";
@@ -42,20 +42,6 @@ function classify(err: unknown): AppError | null {
 function routeOf(ctx: Context): string {
   return (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? "(unmatched)";
 }
-
-const TITLES: Record<number, string> = {
-  400: "Bad request",
-  401: "Not allowed",
-  403: "Forbidden",
-  404: "Not found",
-  405: "Method not allowed",
-  406: "Not acceptable",
-  409: "Conflict",
-  410: "Gone",
-  413: "Too large",
-  429: "Too many requests",
-  503: "Try again later",
-};
 
 export type ClientFault = "timeout" | "aborted" | "parse";
 
@@ -117,9 +103,18 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
       if (refusal?.options.allow) ctx.set("Allow", refusal.options.allow.join(", "));
       ctx.set("Cache-Control", "no-store");
       const json = wantsJson(ctx);
-      if (ctx.state.page && !json) {
-        if (code === "TOKEN_UNKNOWN") sendPage(ctx, deps.templates, "verify-failure", { action: ctx.state.verifyBase ?? "", resendAction: `${ctx.state.verifyBase ?? ""}resend` }, status);
-        else sendPage(ctx, deps.templates, "error", { status, title: TITLES[status] ?? "Error", message }, status);
+      // Our pages' routes answer browsers with pages; elsewhere (an unknown path, a wrong method)
+      // only a client that names text/html gets one, so API clients keep their plain answers.
+      if ((ctx.state.page || wantsHtml(ctx)) && !json) {
+        const verifyBase = ctx.state.verifyBase as string | undefined;
+        if (code === "TOKEN_UNKNOWN" && verifyBase) {
+          sendPage(ctx, deps.templates, "verify-failure", {
+            action: keepLanguage(ctx, deps.templates.languages, verifyBase),
+            resendAction: keepLanguage(ctx, deps.templates.languages, `${verifyBase}resend`),
+          }, status);
+        } else {
+          sendPage(ctx, deps.templates, "error", { status, error: refusal ? shownError(refusal) : { code, message } }, status);
+        }
       } else if (json) {
         ctx.status = status;
         ctx.body = { error: code, message };
@@ -136,10 +131,15 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
  * What no route answered: 405 naming the methods the path does have, else 404. (The router's own
  * allowedMethods() leaves Allow empty for `all` routes and answers 501 for methods it does not know.)
  */
-function methodFallback(routers: Router[]) {
+function methodFallback(deps: Pick<AppContext, "config" | "templates">, routers: Router[]) {
   return async (ctx: Context, next: Next) => {
     await next();
     if (ctx.status !== 404 || ctx.body != null) return;
+    // `/` is nothing to an API client (404 as ever), but a person who opens the bare address gets a page.
+    if (ctx.path === "/" && (ctx.method === "GET" || ctx.method === "HEAD") && wantsHtml(ctx)) {
+      sendPage(ctx, deps.templates, "home", { verifyPath: keepLanguage(ctx, deps.templates.languages, `${deps.config.register.basePath}verify/`) });
+      return;
+    }
     const allowed = new Set<string>();
     for (const router of routers) {
       for (const layer of router.match(ctx.path, ctx.method).path) for (const method of layer.methods) allowed.add(method);
@@ -218,7 +218,7 @@ export function createApp(ctx: AppContext): Koa {
     opsRouter(ctx),
     antibotRouter(ctx),
   ];
-  app.use(methodFallback(routers));
+  app.use(methodFallback(ctx, routers));
   for (const router of routers) app.use(router.routes());
   // What reaches Koa's own handler is mostly a client that was too slow, went away or sent what
   // Node could not parse: its fault, so it must not be able to fill the error log with them.

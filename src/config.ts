@@ -148,6 +148,22 @@ export const CONFIG_SCHEMA = Type.Object({
       secret: Type.String({ minLength: 16 }),
     }, strict)),
   }, strict)),
+  // What pages and mails show (DESIGN §10). The name falls back to publicUrl's host only when unset.
+  site: Type.Object({
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\t\\n\\r]+$" })),
+    logoUrl: Type.Optional(Type.String({ format: "http-url" })),
+    // A hex colour only: it is written into the pages' inline style.
+    accentColor: Type.String({ pattern: "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$", default: "#2453a6" }),
+    homeUrl: Type.Optional(Type.String({ format: "http-url" })),
+    signInUrl: Type.Optional(Type.String({ format: "http-url" })),
+    supportUrl: Type.Optional(Type.String({ format: "link-url" })),
+  }, { ...strict, default: {} }),
+  templates: Type.Object({
+    // Files here replace the built-in ones of the same relative name; read at start-up and on each reload.
+    dir: Type.Optional(Type.String({ minLength: 1 })),
+  }, { ...strict, default: {} }),
+  // First is the default; each needs a catalogue (locales/<tag>.json, built in or in templates.dir).
+  languages: Type.Array(Type.String({ format: "language-tag" }), { minItems: 1, uniqueItems: true, default: ["en"] }),
 }, strict);
 
 export type Config = Static<typeof CONFIG_SCHEMA>;
@@ -180,11 +196,28 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
+function isLinkUrl(value: string): boolean {
+  if (isHttpUrl(value)) return true;
+  return /^mailto:[^\s]+@[^\s]+$/i.test(value);
+}
+
+/** A well-formed BCP 47 tag, as Intl reads it (en, de-CH, zh-Hant-TW). */
+export function isLanguageTag(value: string): boolean {
+  if (value.length > 35 || !/^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/.test(value)) return false;
+  try {
+    return Intl.getCanonicalLocales(value).length === 1;
+  } catch {
+    return false;
+  }
+}
+
 // verbose: errors carry the offending value, which describe() quotes for format errors.
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true, formats: {
   "ip-or-cidr": isIpOrCidr,
   regex: isRegex,
   "http-url": isHttpUrl,
+  "link-url": isLinkUrl,
+  "language-tag": isLanguageTag,
 } });
 // An annotation only (see the schema's head): strict mode refuses keywords it was not told of.
 ajv.addKeyword({ keyword: "restart", schemaType: "string" });

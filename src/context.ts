@@ -50,7 +50,6 @@ export interface ContextOptions {
   log: Logger;
   clock?: Clock;
   random?: RandomSource;
-  templateDir?: string;
   limiterBacking?: LimiterBacking;
 }
 
@@ -103,7 +102,7 @@ export async function createContext(config: Config, store: Store, options: Conte
     log: options.log,
     secret,
     sealer: new Sealer(secret),
-    templates: new Templates(options.templateDir),
+    templates: new Templates(config),
     metrics: new Metrics(store, () => clock.now()),
     notifyOutbox: () => {},
     writeHealth: new WriteHealth(),
@@ -119,9 +118,9 @@ export async function createContext(config: Config, store: Store, options: Conte
  * mailer (when mail changed) and templates. Everything is built before anything is replaced, so
  * a failure leaves the old config fully in force.
  */
-export function applyConfig(ctx: AppContext, next: Config, templateDir?: string): void {
+export function applyConfig(ctx: AppContext, next: Config): void {
   const rules = compileRules(next);
-  const templates = new Templates(templateDir);
+  const templates = new Templates(next);
   const mailChanged = JSON.stringify(next.mail) !== JSON.stringify(ctx.config.mail);
   const mailer = mailChanged ? createMailTransport(next.mail, mailDirWarning(ctx.log)) : ctx.mailer;
   const throttleChanged = next.register.throttleSeconds !== ctx.config.register.throttleSeconds;

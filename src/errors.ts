@@ -91,6 +91,10 @@ export interface AppErrorOptions {
   retryAfter?: number;
   /** Methods, for 405. */
   allow?: string[];
+  /** Which variant of the refusal, for pages: the catalogue key `errors.CODE_detail` before `errors.CODE`. */
+  detail?: string;
+  /** Values the page's catalogue string may name (never a secret: they are shown to the person). */
+  values?: Record<string, string | number>;
 }
 
 export class AppError extends Error {

@@ -73,5 +73,5 @@ export function nameHeldError(held: NameHolder, pendingAs: PendingAs): AppError 
 
 export function checkPassword(deps: { config: { accounts: Pick<Config["accounts"], "minPasswordLength"> } }, password: string): void {
   const min = deps.config.accounts.minPasswordLength;
-  if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`);
+  if (passwordLength(password) < min) throw new AppError("PASSWORD_TOO_SHORT", `password must be at least ${min} characters`, { values: { count: min } });
 }

@@ -32,7 +32,7 @@ export type PowRefusal = "missing" | "malformed" | "forged" | "expired" | "repla
 
 export class PowRefused extends AppError {
   constructor(readonly reason: PowRefusal, message: string) {
-    super(reason === "missing" ? "POW_REQUIRED" : "POW_INVALID", message);
+    super(reason === "missing" ? "POW_REQUIRED" : "POW_INVALID", message, { detail: reason });
   }
 }
 

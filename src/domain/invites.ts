@@ -99,7 +99,7 @@ export async function findLiveInvite(deps: Pick<InviteDeps, "store" | "clock">, 
   const invite = token.length > 0 && token.length <= 256 ? await deps.store.findInviteByTokenHash(hashToken(token)) : null;
   if (!invite) throw new AppError("INVITE_NOT_FOUND", "this invitation does not exist");
   const state = inviteState(invite, deps.clock.now());
-  if (state) throw new AppError("INVITE_GONE", GONE_MESSAGES[state]);
+  if (state) throw new AppError("INVITE_GONE", GONE_MESSAGES[state], { detail: state });
   return invite;
 }
 
@@ -126,7 +126,7 @@ export async function acceptInvite(
   const skeleton = usernameSkeleton(username);
   refuseReservedName(deps, username, skeleton);
   if (invite.username !== null && invite.username !== username) {
-    throw new AppError("INVITE_NAME_MISMATCH", `this invitation is for the username ${invite.username}`);
+    throw new AppError("INVITE_NAME_MISMATCH", `this invitation is for the username ${invite.username}`, { values: { username: invite.username } });
   }
   checkPassword(deps, password);
   const now = deps.clock.now();
@@ -156,7 +156,7 @@ export async function acceptInvite(
   ]);
   if (!result.ok) {
     if (result.reason === "username-taken") throw nameHeldError({ holder: "account", lookalike: false }, "USERNAME_TAKEN");
-    throw new AppError("INVITE_GONE", GONE_MESSAGES.used);
+    throw new AppError("INVITE_GONE", GONE_MESSAGES.used, { detail: "used" });
   }
   deps.log.info({ event: "user-registered", username: result.account.username, userId: result.account.id, via: "invite", invite: invite.handle }, "user-registered");
   if (webhook) deps.notifyOutbox();

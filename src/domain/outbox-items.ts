@@ -1,9 +1,14 @@
 import type { NewOutboxItem } from "../store/store.ts";
 import type { PayloadSealer } from "./ports.ts";
 
-/** What each mail template is given; templates.ts renders them, the domain fills them in. */
+/**
+ * What each mail template is given; templates.ts renders them (adding `site` and `lang`), the
+ * domain fills them in. A new kind is a key here plus `templates/mail/<kind>.{subject.txt,txt,html}`
+ * and its `mail.<kind>.*` catalogue strings.
+ */
 export interface MailModels {
-  verify: { username: string; link: string; expiresAt: string; siteUrl: string };
+  /** expiresAt: epoch ms (mail queued by older versions carries a date string; both render). */
+  verify: { username: string; link: string; expiresAt: number | string };
 }
 
 export type MailName = keyof MailModels;
@@ -13,6 +18,8 @@ export interface MailPayload<N extends MailName = MailName> {
   template: N;
   to: string;
   model: MailModels[N];
+  /** The language to write it in (one of `languages`); absent in mail queued by older versions: the default. */
+  lang?: string;
 }
 
 export interface EventPayload {

@@ -113,8 +113,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
             model: {
               username,
               link: verifyLink(config, token),
-              expiresAt: new Date(expiresAt).toUTCString(),
-              siteUrl: config.publicUrl,
+              expiresAt,
             },
           }, now),
         ]

@@ -43,7 +43,7 @@ function sameHash(a: string, b: string): boolean {
 }
 
 /** A new token and mail for the registration `username` if `mail` is its address; the limit holds in the store. */
-async function sendNewLink(deps: ResendDeps, username: string, mail: CanonicalMail): Promise<ResendResult> {
+async function sendNewLink(deps: ResendDeps, username: string, mail: CanonicalMail, lang?: string): Promise<ResendResult> {
   const now = deps.clock.now();
   const mailHash = hashMail(deps.secret, mail);
   const token = createToken(deps.random);
@@ -55,30 +55,33 @@ async function sendNewLink(deps: ResendDeps, username: string, mail: CanonicalMa
       model: {
         username: row.username,
         link: verifyLink(deps.config, token),
-        expiresAt: new Date(row.expiresAt).toUTCString(),
-        siteUrl: deps.config.publicUrl,
+        expiresAt: row.expiresAt,
       },
+      ...(lang ? { lang } : {}),
     }, now);
     return { tokenHash: hashToken(token), outbox: [item] };
   });
 }
 
 /**
- * The verify form's "send the mail again", by name and address. The caller shows one answer
+ * The verify form's "send the mail again", by name and address; the mail is written in `lang`, the
+ * language of the page it was asked from. The caller shows one answer
  * whatever the outcome, and the work is the same up to the store's one transaction either way;
  * only the per-address rate limit, which counts every request for the address whether or not a
  * registration has it, is said out loud (429).
  */
-export async function requestResend(deps: ResendFormDeps, input: { username: string; mail: string }): Promise<ResendOutcome> {
+export async function requestResend(deps: ResendFormDeps, input: { username: string; mail: string; lang?: string }): Promise<ResendOutcome> {
   const mail = parseMail(input.mail);
-  if (!mail) throw new AppError("MALFORMED_REQUEST", "this is not a mail address");
-  if (input.username.trim() === "" || input.username.length > MAX_NAME_LENGTH) throw new AppError("MALFORMED_REQUEST", "enter the username you registered");
+  if (!mail) throw new AppError("MALFORMED_REQUEST", "this is not a mail address", { detail: "mail" });
+  if (input.username.trim() === "" || input.username.length > MAX_NAME_LENGTH) {
+    throw new AppError("MALFORMED_REQUEST", "enter the username you registered", { detail: "username" });
+  }
   const wait = await deps.limiters.resendAddresses.take(hashMail(deps.secret, mail));
   if (wait !== null) {
-    throw new AppError("TOO_MANY_ATTEMPTS", "too many mails were asked for this address; try again later", { retryAfter: Math.ceil(wait / 1000) });
+    throw new AppError("TOO_MANY_ATTEMPTS", "too many mails were asked for this address; try again later", { retryAfter: Math.ceil(wait / 1000), detail: "resend" });
   }
   if (!deps.config.register.sendMail) return "mail-off";
-  const result = await sendNewLink(deps, nameForLookup(input.username), mail);
+  const result = await sendNewLink(deps, nameForLookup(input.username), mail, input.lang);
   const outcome: ResendOutcome = result.ok ? "sent" : result.reason;
   if (result.ok) deps.notifyOutbox();
   // The address is never logged; the name only when the address matched it (it was the person's own).

@@ -8,20 +8,26 @@ import { createSession } from "../domain/sessions.ts";
 import type { InviteRecord } from "../store/store.ts";
 import { guardSubmission, powWidgetFor, type AntibotRouteDeps } from "./antibot.ts";
 import { readForm } from "./body.ts";
-import { sendPage } from "./respond.ts";
+import { keepLanguage, sendPage, shownError } from "./respond.ts";
 import { refuseCrossSite, setSessionCookie } from "./session-cookie.ts";
 
 export type InvitePageDeps = AcceptDeps & AntibotRouteDeps & Pick<AppContext, "templates" | "metrics">;
 
-// Refusals that are the person's to fix: the form comes back with the reason and what they typed.
-const FIXABLE = new Set(["USERNAME_INVALID", "USERNAME_RESERVED", "USERNAME_TAKEN", "USERNAME_TAKEN_DOWNSTREAM", "PASSWORD_TOO_SHORT", "INVITE_NAME_MISMATCH", "MALFORMED_REQUEST"]);
+// Refusals that are the person's to fix: the form comes back with the reason (beside the field it
+// is about) and what they typed.
+const FIXABLE = new Map<string, "username" | "password" | undefined>([
+  ["USERNAME_INVALID", "username"],
+  ["USERNAME_RESERVED", "username"],
+  ["USERNAME_TAKEN", "username"],
+  ["USERNAME_TAKEN_DOWNSTREAM", "username"],
+  ["INVITE_NAME_MISMATCH", "username"],
+  ["PASSWORD_TOO_SHORT", "password"],
+  ["MALFORMED_REQUEST", undefined],
+]);
 
 /** The invite link's page: who invited you, and a signup form that works without JavaScript. */
 export function invitePageRouter(deps: InvitePageDeps): Router {
   const router = new Router();
-  // publicUrl is live: the name is taken from the config in force for each page.
-  const siteName = () => new URL(deps.config.publicUrl).host;
-
   router.use(async (ctx, next) => {
     ctx.state.page = true;
     await next();
@@ -31,22 +37,21 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     ctx: Context,
     token: string,
     invite: InviteRecord,
-    form: { username?: string; error?: string; powError?: string } = {},
+    form: { username?: string; error?: AppError; powError?: PowRefused } = {},
     status = 200,
   ): Promise<void> {
     const pow = await powWidgetFor(ctx, deps);
     sendPage(ctx, deps.templates, "invite", {
-      action: `/invite/${encodeURIComponent(token)}`,
+      action: keepLanguage(ctx, deps.templates.languages, `/invite/${encodeURIComponent(token)}`),
       issuerName: invite.issuerName,
-      siteName: siteName(),
-      siteUrl: deps.config.publicUrl,
       boundUsername: invite.username ?? undefined,
       username: form.username ?? invite.username ?? "",
-      error: form.error,
+      error: form.error && shownError(form.error),
+      errorField: form.error && FIXABLE.get(form.error.code),
       pow,
-      powError: form.powError,
+      powError: form.powError && shownError(form.powError),
       minPasswordLength: deps.config.accounts.minPasswordLength,
-      expiresAt: new Date(invite.expiresAt).toUTCString(),
+      expiresAt: invite.expiresAt,
     }, status);
   }
 
@@ -76,19 +81,17 @@ export function invitePageRouter(deps: InvitePageDeps): Router {
     try {
       await guardSubmission(ctx, deps, "invite", form["altcha"]);
     } catch (err) {
-      if (err instanceof PowRefused) return showForm(ctx, token, invite, { username, powError: err.message }, err.status);
+      if (err instanceof PowRefused) return showForm(ctx, token, invite, { username, powError: err }, err.status);
       throw err;
     }
     try {
       const { account, provisioning } = await acceptInvite(deps, token, username, form["password"] ?? "");
       deps.metrics.countInvite(deps.metrics.invitesAccepted, invite);
       setSessionCookie(ctx, deps.config, await createSession(deps, account));
-      sendPage(ctx, deps.templates, "invite-success", {
-        username: account.username, siteName: siteName(), siteUrl: deps.config.publicUrl, shortly: provisioning === "shortly",
-      });
+      sendPage(ctx, deps.templates, "invite-success", { username: account.username, shortly: provisioning === "shortly" });
     } catch (err) {
       if (err instanceof AppError && FIXABLE.has(err.code)) {
-        await showForm(ctx, token, invite, { username, error: err.message }, err.status);
+        await showForm(ctx, token, invite, { username, error: err }, err.status);
         return;
       }
       throw err;

@@ -7,13 +7,10 @@ import { requestResend, type ResendFormDeps } from "../domain/resend.ts";
 import { completeVerification, findVerification, type VerifyDeps } from "../domain/verification.ts";
 import { guardSubmission, notePowTriggerFor, powWidgetFor, type AntibotRouteDeps } from "./antibot.ts";
 import { readForm } from "./body.ts";
-import { sendPage, wantsJson } from "./respond.ts";
+import { keepLanguage, pageLanguage, sendPage, shownError, wantsJson } from "./respond.ts";
 import { refuseCrossSite } from "./session-cookie.ts";
 
 export type VerifyRouteDeps = VerifyDeps & ResendFormDeps & AntibotRouteDeps & Pick<AppContext, "templates" | "metrics">;
-
-// The resend form's refusals that are the person's to fix, and the field each is about.
-const RESEND_FIELD: Partial<Record<string, "username" | "mail">> = { MALFORMED_REQUEST: "mail" };
 
 // Real tokens are 43 characters; anything far longer is not worth hashing.
 const MAX_TOKEN_LENGTH = 256;
@@ -48,39 +45,60 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
     return next();
   });
 
-  const resendAction = `${base}resend`;
+  const actions = (ctx: Context) => ({
+    action: keepLanguage(ctx, deps.templates.languages, base),
+    resendAction: keepLanguage(ctx, deps.templates.languages, `${base}resend`),
+  });
 
   router.get(base, async (ctx) => {
-    sendPage(ctx, deps.templates, "verify-form", { action: base, resendAction, pow: await powWidgetFor(ctx, deps) });
+    sendPage(ctx, deps.templates, "verify-form", { ...actions(ctx), pow: await powWidgetFor(ctx, deps) });
   });
 
   router.post(base, async (ctx) => {
     const form = await readForm(ctx);
+    const typed = form["uuid"] ?? form["token"] ?? "";
+    const code = typed.trim().slice(0, MAX_TOKEN_LENGTH);
     try {
       await guardSubmission(ctx, deps, "verify", form["altcha"]);
     } catch (err) {
       if (!(err instanceof PowRefused) || wantsJson(ctx)) throw err;
-      sendPage(ctx, deps.templates, "verify-form", { action: base, resendAction, pow: await powWidgetFor(ctx, deps), powError: err.message }, err.status);
+      sendPage(ctx, deps.templates, "verify-form", { ...actions(ctx), code, pow: await powWidgetFor(ctx, deps), powError: shownError(err) }, err.status);
       return;
     }
-    await complete(ctx, deps, form["uuid"] ?? form["token"] ?? "");
+    try {
+      await complete(ctx, deps, typed);
+    } catch (err) {
+      // A person at the form gets it back with the reason beside the field, to correct a typo.
+      if (!(err instanceof AppError) || err.code !== "TOKEN_UNKNOWN" || wantsJson(ctx)) throw err;
+      sendPage(ctx, deps.templates, "verify-form", { ...actions(ctx), error: shownError(err), code, pow: await powWidgetFor(ctx, deps) }, err.status);
+    }
   });
 
   // Before `:token`: "resend" is no token (real ones are 43 characters), and this route answers first.
-  router.get(resendAction, async (ctx) => {
-    sendPage(ctx, deps.templates, "verify-resend", { action: resendAction, username: "", mail: "", pow: await powWidgetFor(ctx, deps) });
+  router.get(`${base}resend`, async (ctx) => {
+    sendPage(ctx, deps.templates, "verify-resend", { action: actions(ctx).resendAction, username: "", mail: "", pow: await powWidgetFor(ctx, deps) });
   });
 
-  router.post(resendAction, async (ctx) => {
+  router.post(`${base}resend`, async (ctx) => {
     refuseCrossSite(ctx, deps.config);
     const form = await readForm(ctx);
     const username = form["username"] ?? "";
     const mail = form["mail"] ?? "";
-    const again = async (status: number, fields: { error?: string; field?: "username" | "mail"; powError?: string }) =>
-      sendPage(ctx, deps.templates, "verify-resend", { action: resendAction, username, mail, pow: await powWidgetFor(ctx, deps), ...fields }, status);
+    const again = async (err: AppError, fields: { error?: AppError; powError?: PowRefused; errorField?: "username" | "mail" }) => {
+      if (err.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, err.options.retryAfter)));
+      sendPage(ctx, deps.templates, "verify-resend", {
+        action: actions(ctx).resendAction,
+        username,
+        mail,
+        pow: await powWidgetFor(ctx, deps),
+        error: fields.error && shownError(fields.error),
+        powError: fields.powError && shownError(fields.powError),
+        errorField: fields.errorField,
+      }, err.status);
+    };
     try {
       await guardSubmission(ctx, deps, "resend", form["altcha"]);
-      const outcome = await requestResend(deps, { username, mail });
+      const outcome = await requestResend(deps, { username, mail, lang: pageLanguage(ctx, deps.templates.languages) });
       deps.metrics.resends.inc({ outcome: outcome.replace("-", "_") });
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
@@ -89,17 +107,15 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
         await notePowTriggerFor(ctx, deps);
       }
       if (wantsJson(ctx)) throw err;
-      if (err instanceof PowRefused) return again(err.status, { powError: err.message });
-      if (err.code === "TOO_MANY_ATTEMPTS" || RESEND_FIELD[err.code]) {
-        if (err.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, err.options.retryAfter)));
-        return again(err.status, { error: err.message, field: RESEND_FIELD[err.code] });
-      }
+      if (err instanceof PowRefused) return again(err, { powError: err });
+      if (err.code === "TOO_MANY_ATTEMPTS") return again(err, { error: err });
+      if (err.code === "MALFORMED_REQUEST") return again(err, { error: err, errorField: err.options.detail === "mail" || err.options.detail === "username" ? err.options.detail : undefined });
       throw err;
     }
     ctx.set("Cache-Control", "no-store");
     // One answer whatever happened: whether a registration has this name and address is not told.
     if (wantsJson(ctx)) ctx.body = { status: "accepted" };
-    else sendPage(ctx, deps.templates, "verify-resent", { action: base });
+    else sendPage(ctx, deps.templates, "verify-resent", { action: actions(ctx).action });
   });
 
   router.get(`${base}:token`, async (ctx) => {
@@ -110,9 +126,9 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
       return;
     }
     sendPage(ctx, deps.templates, "verify-confirm", {
-      action: `${base}${encodeURIComponent(token)}`,
+      action: keepLanguage(ctx, deps.templates.languages, `${base}${encodeURIComponent(token)}`),
       username: view.username,
-      expiresAt: new Date(view.expiresAt).toUTCString(),
+      expiresAt: view.expiresAt,
     });
   });
 

@@ -215,7 +215,7 @@ export class OutboxSender {
   }
 
   async #sendMail(payload: MailPayload, item: OutboxItem): Promise<void> {
-    const rendered = this.deps.templates.mail(payload.template, payload.model);
+    const rendered = this.deps.templates.mail(payload.template, payload.model, payload.lang);
     const mailer = this.deps.mailer;
     const result = await mailer.send({ to: payload.to, ...rendered });
     // Only the local-directory transport (the development default) logs the link: there the

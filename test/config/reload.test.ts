@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import { configKeys, type Config } from "../../src/config.ts";
@@ -312,6 +312,60 @@ const LIVE: LiveCase[] = [
     initial: { events: { webhook: { url: "RECEIVER/first", secret: HOOK_SECRET_1 } } },
     before: { path: "/first", signedWith: 1 },
     after: { path: "/second", signedWith: 2 },
+  },
+  {
+    // What the pages show (DESIGN §10): a reload rebuilds the templates with the new branding.
+    keys: ["site.name", "site.logoUrl", "site.accentColor", "site.homeUrl", "site.signInUrl", "site.supportUrl"],
+    edit: (c) => (c.site = {
+      name: "Example Chat",
+      logoUrl: "https://cdn.example.org/logo.png",
+      accentColor: "#aa3300",
+      homeUrl: "https://example.org/",
+      signInUrl: "https://example.org/login",
+      supportUrl: "mailto:help@example.org",
+    }),
+    observe: async (s) => {
+      const { id } = await issueInvite(s);
+      const res = await fetch(`${s.url}/invite/${id}`);
+      const page = await res.text();
+      return {
+        site: /id="site-name"[^>]*>([^<]+)</.exec(page)?.[1],
+        logo: /<img id="site-logo" src="([^"]+)"/.exec(page)?.[1] ?? null,
+        accent: /--accent: (#[0-9a-f]+)/.exec(page)?.[1],
+        home: /<a class="site" id="site-name" href="([^"]+)"/.exec(page)?.[1] ?? null,
+        support: /id="support" href="([^"]+)"/.exec(page)?.[1] ?? null,
+        csp: /img-src [^;]*/.exec(res.headers.get("content-security-policy") ?? "")?.[0],
+      };
+    },
+    before: { site: "gatehouse.test", logo: null, accent: "#2453a6", home: null, support: null, csp: "img-src 'self' data:" },
+    after: {
+      site: "Example Chat", logo: "https://cdn.example.org/logo.png", accent: "#aa3300", home: "https://example.org/",
+      support: "mailto:help@example.org", csp: "img-src 'self' data: https://cdn.example.org",
+    },
+  },
+  {
+    keys: ["templates.dir"],
+    edit: (c, dir) => {
+      mkdirSync(join(dir, "own", "pages"), { recursive: true });
+      writeFileSync(join(dir, "own", "pages", "verify-form.hbs"), `{{#> layout title="x"}}<p id="own">{{t "pages.verifyForm.intro"}}</p>{{/layout}}`);
+      c.templates = { dir: join(dir, "own") };
+    },
+    observe: async (s) => {
+      const page = await (await fetch(`${s.url}/register_account/verify/`)).text();
+      return { own: page.includes(`<p id="own">`), form: page.includes("<form") };
+    },
+    before: { own: false, form: true },
+    after: { own: true, form: false },
+  },
+  {
+    keys: ["languages"],
+    edit: (c) => (c.languages = ["en", "de"]),
+    observe: async (s) => {
+      const page = await (await fetch(`${s.url}/register_account/verify/`, { headers: { "accept-language": "de-DE,de;q=0.9" } })).text();
+      return /<html lang="([^"]+)"/.exec(page)?.[1];
+    },
+    before: "en",
+    after: "de",
   },
 ];
 

@@ -88,7 +88,7 @@ if (!browserTestsEnabled()) {
         body: new URLSearchParams({ username: fields.username, mail: fields.mail, altcha: payload }).toString(),
       });
       assert.equal(replay.status, 403);
-      assert.match(await replay.text(), /this proof of work was used already/);
+      assert.match(await replay.text(), /This check was used already/);
       assert.equal(mailFiles(svc.mailDir).length, 2, "the replay sent nothing");
     });
 
@@ -103,7 +103,7 @@ if (!browserTestsEnabled()) {
         await page.fill("input[name=uuid]", "some-code");
         const [refused] = await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
         assert.equal(refused?.status(), 400);
-        assert.match((await page.locator("#pow-error").textContent()) ?? "", /enable JavaScript/);
+        assert.match((await page.locator("#pow-error").textContent()) ?? "", /Turn JavaScript on/);
       } finally {
         await context.close();
       }

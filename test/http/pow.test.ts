@@ -96,7 +96,7 @@ describe("proof of work (ALTCHA) on the public forms", () => {
       const res = await acceptInvite(h, id, "nojs");
       assert.equal(res.status, 400);
       assert.match(res.text, /<altcha-widget[^>]* aria-invalid="true" aria-describedby="pow-error">/);
-      assert.match(res.text, /id="pow-error">this form needs a proof of work that your browser computes with JavaScript/);
+      assert.match(res.text, /id="pow-error">This form needs a proof of work that your browser computes with JavaScript/);
       assert.match(res.text, /value="nojs"/, "what was typed is kept");
       assert.deepEqual(await storeSnapshot(h), before);
       assert.equal(await powMetric(h, "invite", "missing"), 1);
@@ -115,7 +115,7 @@ describe("proof of work (ALTCHA) on the public forms", () => {
       const before = await storeSnapshot(h);
       const replay = await acceptInvite(h, second.id, "replayer", payload);
       assert.equal(replay.status, 403);
-      assert.match(replay.text, /id="pow-error">this proof of work was used already/);
+      assert.match(replay.text, /id="pow-error">This check was used already/);
       assert.deepEqual(await storeSnapshot(h), before, "nothing created");
       assert.equal(await powMetric(h, "invite", "solved"), 1);
       assert.equal(await powMetric(h, "invite", "replayed"), 1);
@@ -140,7 +140,7 @@ describe("proof of work (ALTCHA) on the public forms", () => {
       for (const [what, payload] of forged) {
         const res = await acceptInvite(h, id, "forger", payload);
         assert.equal(res.status, 403, `${what}: ${res.status}`);
-        assert.match(res.text, /id="pow-error">the proof of work is not valid/, what);
+        assert.match(res.text, /id="pow-error">The check that this is not an automated request failed/, what);
       }
       assert.deepEqual((await h.ctx.store.listAccounts()).length, 0);
       assert.equal(await powMetric(h, "invite", "forged"), 4);
@@ -156,7 +156,7 @@ describe("proof of work (ALTCHA) on the public forms", () => {
       h.clock.advance(601_000);
       const res = await acceptInvite(h, id, "late", payload);
       assert.equal(res.status, 403);
-      assert.match(res.text, /id="pow-error">the proof of work has expired/);
+      assert.match(res.text, /id="pow-error">The check has expired/);
       assert.equal(await powMetric(h, "invite", "expired"), 1);
     });
   });
@@ -250,7 +250,7 @@ if (!REDIS) {
       assert.equal((await acceptInvite(a!, onA.id, "first", payload)).status, 200);
       const replay = await acceptInvite(b!, onB.id, "second", payload);
       assert.equal(replay.status, 403);
-      assert.match(replay.text, /used already/);
+      assert.match(replay.text, /This check was used already/);
     } finally {
       await Promise.all([a!.close(), b!.close()]);
       await Promise.all(redis.map((r) => r.close()));

@@ -36,7 +36,7 @@ test("GET verify/ shows Prosody's form asking for the token, posting uuid", asyn
     assert.equal(res.status, 200);
     assertPageHeaders(res);
     assert.match(res.text, /<form method="post" action="\/register_account\/verify\/">/);
-    assert.match(res.text, /<input name="uuid"/);
+    assert.match(res.text, /<input [^>]*name="uuid"/);
   });
 });
 
@@ -71,7 +71,7 @@ test("POST verify/ tolerates whitespace around a pasted token", async () => {
   });
 });
 
-test("POST verify/ with an unknown, empty or missing token shows the failure page with 404", async () => {
+test("POST verify/ with an unknown, empty or missing token shows the form again with the reason at the field, with 404", async () => {
   await withHarness({}, async (h) => {
     await register(h, "pete");
     const before = await storeSnapshot(h);
@@ -79,8 +79,15 @@ test("POST verify/ with an unknown, empty or missing token shows the failure pag
       const res = await h.http.post(VERIFY).type("form").send(form);
       assert.equal(res.status, 404, JSON.stringify(form));
       assertPageHeaders(res);
-      assert.match(res.text, /We could not verify this account/);
+      assert.match(res.text, /<form method="post" action="\/register_account\/verify\/">/, "the form again");
+      assert.match(res.text, /<input [^>]*name="uuid"[^>]*aria-invalid="true" aria-describedby="code-error"/, "the field is marked");
+      assert.match(res.text, /<p class="error" role="alert" id="code-error">This code is unknown or has expired/);
     }
+    const typo = await h.http.post(VERIFY).type("form").send({ uuid: "no-such-token" });
+    assert.match(typo.text, /<input [^>]*value="no-such-token"/, "what was typed is kept to correct it");
+    const json = await h.http.post(VERIFY).type("form").set("Accept", "application/json").send({ uuid: "no-such-token" });
+    assert.equal(json.status, 404);
+    assert.equal(json.body.error, "TOKEN_UNKNOWN", "JSON clients keep their answer");
     assert.deepEqual(await storeSnapshot(h), before);
   });
 });
@@ -137,7 +144,8 @@ test("POST verify/:token shows the success page to browsers", async () => {
     assert.equal(res.status, 200);
     assertPageHeaders(res);
     assert.match(res.text, /Welcome, tess!/);
-    assert.match(res.text, /<strong id="username">tess<\/strong> is now active/);
+    assert.match(res.text, /<strong id="username">tess<\/strong>/);
+    assert.match(res.text, /is now active/);
   });
 });
 
@@ -149,7 +157,8 @@ test("a second verify of the same token shows the success page (already active),
     assert.equal(again.status, 200);
     assertPageHeaders(again);
     assert.match(again.text, /Already active/);
-    assert.match(again.text, /<strong id="username">uma<\/strong> is already active/);
+    assert.match(again.text, /<strong id="username">uma<\/strong>/);
+    assert.match(again.text, /is already active/);
     const json = await h.http.post(VERIFY).type("form").set("Accept", "application/json").send({ uuid: token });
     assert.equal(json.status, 200);
     assert.deepEqual(json.body, { username: "uma", alreadyActive: true });
