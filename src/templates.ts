@@ -17,7 +17,8 @@
  *   `errors.<CODE>` (a refusal's reason as a person reads it, CODE from src/errors.ts) and
  *   `status.<http status>` (an error page's title). `{{errorText error}}` shows an `{code, message}`
  *   by its `errors.<code>` key, falling back to the message.
- * - `{{date value}}` writes a time (epoch ms or a date string) in the page's or mail's language.
+ * - `{{date value}}` writes a time (epoch ms or a date string) in the page's or mail's language;
+ *   `{{linkText url}}` a link as a person reads it (`mailto:` dropped).
  * - en.json is complete by definition; test/templates.test.ts fails when another catalogue lacks a
  *   key of en.json or a template names a key en.json lacks. Load also refuses a template that
  *   names a literal key en.json lacks, so an operator's typo is caught at start-up or reload.
@@ -30,6 +31,9 @@ import Handlebars from "handlebars";
 import i18next, { type i18n as I18n } from "i18next";
 import { PACKAGE_ROOT, type Config } from "./config.ts";
 import type { MailModels, MailName } from "./domain/outbox-items.ts";
+import { matchLanguage, offeredLanguage } from "./languages.ts";
+
+export { matchLanguage };
 
 export const TEMPLATE_DIR = join(PACKAGE_ROOT, "templates");
 
@@ -126,19 +130,6 @@ export function siteView(config: Pick<Config, "site" | "publicUrl">): SiteView {
     supportUrl: site.supportUrl,
     nextUrl: site.signInUrl ?? site.homeUrl,
   };
-}
-
-/**
- * The offered language that `tag` asks for: the same tag (case aside), else one with the same
- * primary language (de-AT asks for de; de asks for de-CH when only that is offered), else none.
- */
-export function matchLanguage(tag: string, offered: readonly string[]): string | undefined {
-  const wanted = tag.trim().toLowerCase();
-  if (!wanted) return undefined;
-  const exact = offered.find((code) => code.toLowerCase() === wanted);
-  if (exact) return exact;
-  const primary = wanted.split("-")[0];
-  return offered.find((code) => code.toLowerCase() === primary) ?? offered.find((code) => code.toLowerCase().split("-")[0] === primary);
 }
 
 /** Formats a time in words a person reads, in UTC with the zone named (pages cannot know the reader's zone). */
@@ -306,6 +297,8 @@ export class Templates {
       return formatDate(value, options.data?.lang ?? config.languages[0]);
     });
     hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+    // A link as a person reads it: a mail address without its scheme.
+    hb.registerHelper("linkText", (url: unknown) => String(url ?? "").replace(/^mailto:/i, ""));
 
     const compile = (name: string, path: string, options: CompileOptions = {}): Handlebars.TemplateDelegate => {
       const source = readFileSync(path, "utf8");
@@ -368,7 +361,7 @@ export class Templates {
 
   /** `lang` if offered, else the default language. */
   language(lang: string | undefined): string {
-    return (lang && matchLanguage(lang, this.languages)) || this.languages[0]!;
+    return offeredLanguage(lang, this.languages);
   }
 
   /** One catalogue string, for what is not a template (e.g. a plain-text answer). */

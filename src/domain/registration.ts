@@ -1,5 +1,6 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { offeredLanguage } from "../languages.ts";
 import type { Store } from "../store/store.ts";
 import { checkPassword, nameHeldError, prepareRequestedName, refuseHeldName, refuseReservedName } from "./accounts.ts";
 import { addressKey, findDisposableBlock, findMailFilter, findRange, parseIp, type Rules } from "./filters.ts";
@@ -21,6 +22,8 @@ export interface RegistrationRequest {
   /** Already in the one form that is filtered, hashed and mailed. */
   mail: CanonicalMail;
   auth_token: string;
+  /** The language the website's page was in (a BCP 47 tag); one not offered gets the default. */
+  lang?: string;
 }
 
 export interface PendingRegistration {
@@ -105,11 +108,13 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
     const expiresAt = now + config.register.pendingTtlSeconds * 1000;
     await deps.writeHealth.checkWritable(store, now);
     const passwordHash = await hashPassword(input.password);
+    const lang = offeredLanguage(input.lang, config.languages);
     const outbox = config.register.sendMail
       ? [
           mailItem(deps, {
             template: "verify",
             to: mail,
+            lang,
             model: {
               username,
               link: verifyLink(config, token),
@@ -122,6 +127,7 @@ export async function registerPending(deps: RegisterDeps, input: RegistrationReq
       {
         username, skeleton, passwordHash, mailHash, tokenHash: hashToken(token), ip: ip.toString(), createdAt: now, expiresAt,
         sealedSecret: sealProvisionSecret(deps, passwordHash, input.password, mail),
+        lang,
       },
       outbox,
     );

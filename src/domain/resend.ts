@@ -57,7 +57,8 @@ async function sendNewLink(deps: ResendDeps, username: string, mail: CanonicalMa
         link: verifyLink(deps.config, token),
         expiresAt: row.expiresAt,
       },
-      ...(lang ? { lang } : {}),
+      // The form's page language, else (the CLI) the registration's own.
+      ...(lang ?? row.lang ? { lang: lang ?? row.lang! } : {}),
     }, now);
     return { tokenHash: hashToken(token), outbox: [item] };
   });

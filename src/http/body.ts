@@ -69,7 +69,13 @@ export function decodeRegistration(body: Buffer, isJson: boolean): RegistrationR
   }
   const fields = record as Record<(typeof FIELDS)[number], string>;
   if (!parseIp(fields.ip)) throw new AppError("MALFORMED_REQUEST", "ip is not an IP address");
-  return { username: fields.username, password: fields.password, ip: fields.ip, mail: checkMail(fields.mail), auth_token: fields.auth_token };
+  // Optional (DESIGN §10): the language of the website's page, for the mail. Not mod_register_json's.
+  const lang = record["lang"];
+  if (lang !== undefined && typeof lang !== "string") throw new AppError("MALFORMED_REQUEST", "field lang is not a string");
+  return {
+    username: fields.username, password: fields.password, ip: fields.ip, mail: checkMail(fields.mail), auth_token: fields.auth_token,
+    ...(lang !== undefined ? { lang } : {}),
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Context } from "koa";
 import type { AppError } from "../errors.ts";
-import { matchLanguage, type PageModels, type PageName, type ShownError, type Templates } from "../templates.ts";
+import { matchLanguage } from "../languages.ts";
+import type { PageModels, PageName, ShownError, Templates } from "../templates.ts";
 
 // Pages carry tokens in their URLs: never leak them in Referer, never let them be framed or scripted.
 // The only outside origin a page may load from is the operator's logo (site.logoUrl). A page with

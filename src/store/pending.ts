@@ -82,6 +82,7 @@ const insertPending = query((q, p: NewPending & { sealedSecret: string | null })
       created_at: p.createdAt,
       expires_at: p.expiresAt,
       sealed_secret: p.sealedSecret,
+      lang: p.lang ?? null,
     })
     .returning("id"),
 );
@@ -118,7 +119,7 @@ const activeByTokenHash = query((q, p: { tokenHash: string }) =>
 const listPending = query((q, p: { now: number }) =>
   q
     .selectFrom("users as u")
-    .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at"])
+    .select(["u.id", "u.username", "u.ip", "u.created_at", "u.expires_at", "u.lang"])
     .select((eb) =>
       eb
         .selectFrom("outbox as o")
@@ -139,7 +140,7 @@ const resendRow = (dialect: Dialect) =>
   query((q, p: { username: string; now: number }) =>
     q
       .selectFrom("users")
-      .select(["id", "username", "mail_hash", "expires_at", "resend_count"])
+      .select(["id", "username", "mail_hash", "expires_at", "resend_count", "lang"])
       .where("username", "=", p.username)
       .where("state", "=", sql.lit("pending"))
       .where("expires_at", ">", p.now)
@@ -257,6 +258,7 @@ export function pendingStore(
           mailHash: row.mail_hash,
           expiresAt: Number(row.expires_at),
           resends: Number(row.resend_count),
+          lang: row.lang,
         });
         if (!next) return { ok: false, reason: "mismatch" };
         const [updated] = (await newToken(tx, { id: row.id, tokenHash: next.tokenHash, limit, now })).rows;

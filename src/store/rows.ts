@@ -38,7 +38,7 @@ export function toApiKey(row: Selectable<Tables["api_keys"]>): ApiKeyRecord {
 }
 
 export function toPendingSummary(
-  row: Pick<Users, "id" | "username" | "ip" | "created_at" | "expires_at"> & { mail_state: PendingSummary["mailStatus"] | null },
+  row: Pick<Users, "id" | "username" | "ip" | "created_at" | "expires_at" | "lang"> & { mail_state: PendingSummary["mailStatus"] | null },
 ): PendingSummary {
   return {
     id: row.id,
@@ -47,6 +47,7 @@ export function toPendingSummary(
     createdAt: row.created_at,
     expiresAt: row.expires_at!,
     mailStatus: row.mail_state ?? "none",
+    lang: row.lang,
   };
 }
 

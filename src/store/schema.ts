@@ -28,6 +28,8 @@ export interface Tables {
     invite_id: number | null;
     /** Sealed JSON a provisioning target needs in the clear; held only while pending, erased on activation. */
     sealed_secret: string | null;
+    /** The offered language the registration was made in (migration 008); null: the default. */
+    lang: string | null;
     /** New verification links sent after the first (register.resendLimit). */
     resend_count: Generated<number>;
   };

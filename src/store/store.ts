@@ -18,6 +18,8 @@ export interface NewPending {
    * only while the registration is pending: activatePending hands it to the jobs and erases it.
    */
   sealedSecret?: string | null;
+  /** The offered language the registration was made in, for the mail about it. */
+  lang?: string | null;
 }
 
 /** "provision": a job that creates or removes an account on one target of accounts.provision (DESIGN §9). */
@@ -63,6 +65,8 @@ export interface PendingSummary {
   createdAt: number;
   expiresAt: number;
   mailStatus: "queued" | "sent" | "failed" | "none";
+  /** The language the registration was made in; null: the default. */
+  lang: string | null;
 }
 
 /** What `requeuePendingMail` did: an admin's "send that verification mail again". */
@@ -78,6 +82,8 @@ export interface ResendCandidate {
   expiresAt: number;
   /** New links it has had already. */
   resends: number;
+  /** The language it was made in; null: the default. */
+  lang: string | null;
 }
 
 /** What `resendPending` did. */

@@ -208,4 +208,22 @@ describe("resending the verification mail", () => {
       assert.match(limited.err.join("\n"), /resend limit/);
     }, { smtp: true });
   });
+
+  test("the new mail is in the language of the resend page; from the CLI, in the registration's own language", async () => {
+    await withHarness({ languages: ["en", "de", "fr"] }, async (h) => {
+      const fields = { ...registration({ username: "Lena", mail: "lena.resend@example.org" }), lang: "de" };
+      await registered(h, fields);
+      assert.match((await simpleParser(h.smtp.sink.received[0]!.raw)).subject ?? "", /^Bestätigen Sie Ihr neues Konto/);
+
+      const res = await h.http.post(`${RESEND}?lang=fr`).type("form").send({ username: fields.username, mail: fields.mail });
+      assert.equal(res.status, 200);
+      assert.match(res.text, /Consultez votre messagerie/, "the answer page is French too");
+      await tokenOfMail(h, 1);
+      assert.match((await simpleParser(h.smtp.sink.received[1]!.raw)).subject ?? "", /^Confirmez votre nouveau compte/);
+
+      assert.equal((await cli(h, "pending", "resend", "lena", "--mail", fields.mail)).code, 0);
+      await tokenOfMail(h, 2);
+      assert.match((await simpleParser(h.smtp.sink.received[2]!.raw)).subject ?? "", /^Bestätigen Sie Ihr neues Konto/);
+    }, { smtp: true });
+  });
 });

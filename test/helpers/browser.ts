@@ -39,8 +39,9 @@ export interface BrowserService {
 }
 
 /**
- * The real service on 127.0.0.1 with publicUrl set to its own address (and `overrides` to the test config). The port is picked first
- * (listen on 0, close, reuse the number) because publicUrl must name it before start-up.
+ * The real service on 127.0.0.1 with publicUrl set to its own address, `overrides` for the rest of
+ * its config. The port is picked first (listen on 0, close, reuse the number) because publicUrl
+ * must name it before start-up.
  */
 export async function startBrowserService(overrides: Parameters<typeof createConfigDir>[0] = {}): Promise<BrowserService> {
   const port = await freePort();

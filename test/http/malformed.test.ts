@@ -141,6 +141,16 @@ test("a registration with any field of the wrong type is refused with 400", asyn
   });
 });
 
+test("the optional lang field, when present, must be a string (DESIGN §10); a wrong type is refused with 400", async () => {
+  await withSeeded(async ({ h, expectRefusal }) => {
+    for (const wrong of [42, null, true, {}, ["de"]]) {
+      const value = { ...registration(), lang: wrong };
+      await expectRefusal(await postBase64Text(h, encode(value)), 400, `lang = ${JSON.stringify(wrong)}`);
+      await expectRefusal(await postJsonText(h, JSON.stringify(value)), 400, `raw lang = ${JSON.stringify(wrong)}`);
+    }
+  });
+});
+
 test("an inherited or duplicated field does not count as a string field", async () => {
   await withSeeded(async ({ h, expectRefusal }) => {
     const { username: _u, ...rest } = registration();

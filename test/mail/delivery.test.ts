@@ -37,7 +37,7 @@ test("the verification mail goes out over SMTP and its link creates the account"
     const mail = await simpleParser(received.raw);
     assert.deepEqual(addresses(mail.to), ["dana.e2e@example.org"]);
     assert.deepEqual(addresses(mail.from), ["noreply@gatehouse.test"]);
-    assert.equal(mail.subject, "Confirm your new account dana");
+    assert.equal(mail.subject, "Confirm your new account at gatehouse.test");
     assert.ok(mail.text, "the mail has a text part");
     assert.ok(typeof mail.html === "string" && mail.html.length > 0, "the mail has an html part");
     assert.match(mail.text, /Hello dana,/);
@@ -76,6 +76,47 @@ test("the verification mail goes out over SMTP and its link creates the account"
     const logText = svc.logs.text();
     assert.ok(countLogs(svc.logs, "mail sent") === 1, logText);
     for (const secret of [token, fields.mail, fields.password]) assert.ok(!logText.includes(secret), `log leaks ${secret}`);
+  }, { smtp: true });
+});
+
+test("the verification mail is written in the registration's language, names the site and greets by name", async () => {
+  const site = { name: "Example Chat", supportUrl: "mailto:help@example.org" };
+  await withServiceDir({ languages: ["en", "de", "fr", "es"], site, mail: { from: "Example Chat <hello@example.org>" } }, async ({ start, smtp }) => {
+    const sink = smtp.sink;
+    const svc = await start();
+    const cases: [string | undefined, string, RegExp, string][] = [
+      ["de-AT", "Bestätigen Sie Ihr neues Konto bei Example Chat", /^Hallo gerd,$/m, "de"],
+      ["fr", "Confirmez votre nouveau compte sur Example Chat", /^Bonjour fred,$/m, "fr"],
+      ["es_ES", "Confirme su nueva cuenta en Example Chat", /^Hola, elena:$/m, "es"],
+      ["it", "Confirm your new account at Example Chat", /^Hello ivo,$/m, "en"],
+      [undefined, "Confirm your new account at Example Chat", /^Hello nina,$/m, "en"],
+    ];
+    const names = ["gerd", "fred", "elena", "ivo", "nina"];
+    for (const [i, [lang]] of cases.entries()) {
+      const fields = { ...registration({ username: names[i], mail: `${names[i]}@example.org` }), ...(lang ? { lang } : {}) };
+      const res = await postRegistrationTo(svc.service.url, fields);
+      assert.equal(res.status, 200, res.text);
+    }
+    const received = await sink.waitForMail(cases.length);
+    const stored = Object.fromEntries((await svc.service.ctx.store.listPending(Date.now())).map((p) => [p.username, p.lang]));
+    for (const [i, [, subject, greeting, lang]] of cases.entries()) {
+      const raw = received.find((m) => m.to.includes(`${names[i]}@example.org`));
+      assert.ok(raw, names[i]);
+      const mail = await simpleParser(raw.raw);
+      assert.equal(mail.subject, subject, names[i]);
+      assert.deepEqual(addresses(mail.from), ["hello@example.org"], "the sender is mail.from");
+      assert.equal((mail.from as AddressObject).value[0]?.name, "Example Chat");
+      assert.match(mail.text ?? "", greeting);
+      assert.match(mail.text ?? "", /Example Chat/, "the text names the site");
+      assert.doesNotMatch((mail.text ?? "").split(/\n\s*\n/).slice(0, 2).join(" "), /https?:/, "the greeting names the site, not a URL");
+      const html = String(mail.html);
+      assert.match(html, new RegExp(`<html lang="${lang}">`));
+      assert.match(html, /<head>[\s\S]*<meta name="viewport" content="width=device-width, initial-scale=1">[\s\S]*<\/head>/);
+      const link = /^https?:\/\/\S+\/verify\/\S+$/m.exec(mail.text ?? "")?.[0];
+      assert.ok(link, "the text part carries the link");
+      assert.ok(html.includes(`<a href="${link}" id="link"`) && html.includes(`>${link}</a>`), "the HTML part shows the link as text too");
+      assert.equal(stored[names[i]!], lang, "the language is stored with the pending registration");
+    }
   }, { smtp: true });
 });
 

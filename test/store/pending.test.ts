@@ -31,6 +31,13 @@ storeContract("pending registrations", (it) => {
     assert.equal(await store.isMailHashHeld("romeo-mail", T0), false);
   });
 
+  it("a pending registration keeps the language it was made in; one stored without it reads as null", async (store) => {
+    await insertOk(store, pending({ username: "greta", lang: "de" }));
+    await insertOk(store, pending({ username: "hank" }));
+    const langs = Object.fromEntries((await store.listPending(T0)).map((p) => [p.username, p.lang]));
+    assert.deepEqual(langs, { greta: "de", hank: null });
+  });
+
   it("insertPending queues its outbox items for the new registration", async (store) => {
     const id = await insertOk(store, pending(), [mail("m"), event("e")]);
     assert.equal(await store.outboxDepth(), 2);
@@ -220,6 +227,7 @@ storeContract("pending registrations", (it) => {
       createdAt: T0,
       expiresAt: none.expiresAt,
       mailStatus: "none",
+      lang: null,
     });
   });
 
@@ -251,11 +259,11 @@ storeContract("resending the verification mail", (it) => {
     await insertOk(store, p, [mail("old-mail")]);
     const seen: unknown[] = [];
     const result = await store.resendPending("juliet", T0 + 1, 2, (row) => {
-      seen.push({ username: row.username, mailHash: row.mailHash, expiresAt: row.expiresAt, resends: row.resends });
+      seen.push({ username: row.username, mailHash: row.mailHash, expiresAt: row.expiresAt, resends: row.resends, lang: row.lang });
       return plan("new-token")();
     });
     assert.deepEqual(result, { ok: true, resends: 1 });
-    assert.deepEqual(seen, [{ username: "juliet", mailHash: "juliet-mail", expiresAt: p.expiresAt, resends: 0 }]);
+    assert.deepEqual(seen, [{ username: "juliet", mailHash: "juliet-mail", expiresAt: p.expiresAt, resends: 0, lang: null }]);
     assert.equal(await store.findByTokenHash(p.tokenHash, T0 + 1), null, "the old token is gone");
     assert.deepEqual(await store.findByTokenHash("new-token", T0 + 1), { state: "pending", username: "juliet", expiresAt: p.expiresAt });
     assert.deepEqual((await claimAll(store, T0 + 1)).map((i) => i.payload), ["sealed-new-mail"], "only the new mail is left to send");

@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "../../src/config.ts";
 import { Templates, TemplateError } from "../../src/templates.ts";
+import { runCli } from "../../src/cli/index.ts";
 import { AUTH_TOKEN } from "../helpers/harness.ts";
+import { captureIo, editConfig, withServiceDir } from "../helpers/service.ts";
 
 // DESIGN §10: templates.dir overrides the built-in templates file by file, a missing file falls
 // back to the built-in one, and a template that cannot be used is refused at load.
@@ -119,4 +121,30 @@ test("dates are written in words of the page's language", () => {
   assert.match(t.page("verify-confirm", model, "fr"), /8 décembre 2026 (à )?14:37 UTC/);
   assert.match(t.page("verify-confirm", model, "es"), /8 de diciembre de 2026 a las 14:37 UTC/);
   assert.doesNotMatch(t.page("verify-confirm", model, "en"), /GMT/);
+});
+
+test("a broken template in templates.dir stops start-up and check-config, naming the file; a reload keeps the running templates", async () => {
+  await withServiceDir({}, async ({ cfg, start }) => {
+    const own = join(cfg.dir, "own-templates");
+    mkdirSync(join(own, "pages"), { recursive: true });
+    writeFileSync(join(own, "pages", "verify-form.hbs"), `{{#> layout title="x"}}<p id="own">{{t "pages.verifyForm.intro"}}</p>{{/layout}}`);
+    cfg.replace(editConfig(cfg.raw, (c) => (c.templates = { dir: own })));
+    const svc = await start();
+    const page = async () => (await fetch(`${svc.service.url}/register_account/verify/`)).text();
+    assert.match(await page(), /<p id="own">/);
+
+    writeFileSync(join(own, "pages", "verify-form.hbs"), `{{#> layout title="x"}}{{#if}}{{/layout}}`);
+    assert.equal(svc.service.reload(), false, "the reload is refused");
+    const refused = svc.logs.lines.find((l) => l["msg"] === "config reload refused; keeping the last good config");
+    assert.ok(refused, svc.logs.text());
+    assert.match(String(refused["reason"]), /pages\/verify-form\.hbs/);
+    assert.match(await page(), /<p id="own">/, "the last good templates stay in force");
+
+    const check = captureIo();
+    assert.equal(await runCli(["check-config", "--config", cfg.configPath], check.io), 1);
+    assert.match(check.err.join("\n"), /template .*pages\/verify-form\.hbs.*does not compile/);
+
+    await svc.close();
+    await assert.rejects(start(), /template .*pages\/verify-form\.hbs.*does not compile/, "start-up is refused");
+  });
 });

@@ -6,8 +6,9 @@ import { usersAutoincrement } from "./004-users-autoincrement.ts";
 import { usersSkeleton } from "./005-users-skeleton.ts";
 import { fillSkeletons } from "./006-fill-skeletons.ts";
 import { provision } from "./007-provision.ts";
+import { registrationLanguage } from "./008-registration-language.ts";
 import { resendCount } from "./010-resend-count.ts";
 import type { Migration } from "./types.ts";
 
 /** The schema's history for both dialects, in order; a new change is one new file appended here. */
-export const MIGRATIONS: readonly Migration[] = [adopt, core, keysInvitesSessions, outboxEventOrder, usersAutoincrement, usersSkeleton, fillSkeletons, provision, resendCount];
+export const MIGRATIONS: readonly Migration[] = [adopt, core, keysInvitesSessions, outboxEventOrder, usersAutoincrement, usersSkeleton, fillSkeletons, provision, registrationLanguage, resendCount];
