@@ -57,6 +57,8 @@ export interface PowWidget {
   script: string;
   setup: string;
   css: string;
+  /** The widget's own words in the page's language, when it ships them. */
+  words?: string;
 }
 
 /** A form that may ask for a proof of work: the widget, and why the last one was refused. */

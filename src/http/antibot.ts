@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import Router from "@koa/router";
@@ -8,9 +8,10 @@ import { PACKAGE_ROOT } from "../config.ts";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
 import type { PowWidget } from "../templates.ts";
+import { pageLanguage } from "./respond.ts";
 import { guardForm, issueChallenge, notePowTrigger, powRequired, PowRefused, type AntibotDeps } from "../domain/antibot.ts";
 
-export type AntibotRouteDeps = AntibotDeps & Pick<AppContext, "metrics">;
+export type AntibotRouteDeps = AntibotDeps & Pick<AppContext, "metrics" | "templates">;
 
 /** The public forms that may ask for a proof of work, as metrics name them. */
 export type GuardedForm = "invite" | "verify" | "resend";
@@ -33,6 +34,10 @@ function loadAssets(): { version: string; files: Map<string, Asset> } {
     ["sha-worker.js", { body: readFileSync(join(altcha, "workers", "sha.js")), type: "text/javascript; charset=utf-8" }],
     ["pow.js", { body: readFileSync(join(PACKAGE_ROOT, "static", "pow.js")), type: "text/javascript; charset=utf-8" }],
   ]);
+  // The widget's own words in each language it ships (it falls back to English without them).
+  for (const file of readdirSync(join(altcha, "i18n"))) {
+    if (/^[a-z]{2,3}(-[a-z0-9]+)?\.js$/.test(file)) files.set(`i18n-${file}`, { body: readFileSync(join(altcha, "i18n", file)), type: "text/javascript; charset=utf-8" });
+  }
   // One version for the set, in the path: the files can be cached for a year and an upgrade still reaches browsers.
   const hash = createHash("sha256");
   for (const [name, asset] of files) hash.update(name).update(asset.body);
@@ -49,9 +54,20 @@ export const POW_WIDGET: PowWidget = {
   css: `${STATIC_BASE}altcha.css`,
 };
 
+/** The widget's translation for a page language: `de.js`, else `fr-fr.js` for `fr`; none for English (built in). */
+function widgetWords(lang: string): string | undefined {
+  const code = lang.toLowerCase();
+  const base = code.split("-")[0]!;
+  if (base === "en") return undefined;
+  const file = [code, `${base}-${base}`, base].map((name) => `i18n-${name}.js`).find((name) => ASSETS.files.has(name));
+  return file && `${STATIC_BASE}${file}`;
+}
+
 /** The widget for a page shown to this request, when its forms ask for a proof of work now. */
-export async function powWidgetFor(ctx: Context, deps: AntibotDeps): Promise<PowWidget | undefined> {
-  return (await powRequired(deps, ctx.ip)) ? POW_WIDGET : undefined;
+export async function powWidgetFor(ctx: Context, deps: AntibotDeps & Pick<AppContext, "templates">): Promise<PowWidget | undefined> {
+  if (!(await powRequired(deps, ctx.ip))) return undefined;
+  const words = widgetWords(pageLanguage(ctx, deps.templates.languages));
+  return words ? { ...POW_WIDGET, words } : POW_WIDGET;
 }
 
 /**

@@ -89,6 +89,21 @@ describe("proof of work (ALTCHA) on the public forms", () => {
     });
   });
 
+  test("on a German page the widget gets its German words, served by gatehouse too", async () => {
+    await wallClockHarness({ ...ALWAYS, languages: ["en", "de", "fr"] }, async (h) => {
+      for (const [lang, file, label] of [["de", "i18n-de.js", "Ich bin kein Roboter"], ["fr", "i18n-fr-fr.js", "Je ne suis pas un robot"]] as const) {
+        const page = await client(h).get(`${VERIFY}?lang=${lang}`);
+        assert.match(page.text, new RegExp(`<altcha-widget[^>]* language="${lang}"`));
+        const src = new RegExp(`<script type="module" src="(/_gatehouse/static/[0-9a-f]{12}/${file})">`).exec(page.text)?.[1];
+        assert.ok(src, `${lang}: the widget's words are loaded`);
+        const words = await client(h).get(src);
+        assert.equal(words.status, 200);
+        assert.match(words.text, new RegExp(label));
+      }
+      assert.doesNotMatch((await client(h).get(VERIFY)).text, /i18n-/, "English is built into the widget");
+    });
+  });
+
   test("an invite form sent without a proof of work comes back with the reason at the widget (400) and creates nothing", async () => {
     await wallClockHarness(ALWAYS, async (h) => {
       const { id } = await issueInvite(h);
