@@ -204,6 +204,33 @@ describe("proof of work (ALTCHA) on the public forms", () => {
     });
   });
 
+  test("bad input on the guarded forms and the widget's routes gets a 4xx with a reason, never a 500, and changes nothing", async () => {
+    await wallClockHarness(ALWAYS, async (h) => {
+      const before = await storeSnapshot(h);
+      const cases: [string, () => Promise<{ status: number }>][] = [
+        ["huge altcha field", () => client(h).post(RESEND).type("form").send({ username: "x", mail: "x@example.org", altcha: "A".repeat(60_000) })],
+        ["altcha of odd Unicode", () => client(h).post(VERIFY).type("form").send({ uuid: "x", altcha: "\u202e\ud83d\ude00" })],
+        ["altcha JSON with wrong types", () => client(h).post(VERIFY).type("form").send({ uuid: "x", altcha: Buffer.from(JSON.stringify({ challenge: { parameters: [], signature: 1 }, solution: { counter: "1", derivedKey: {} } })).toString("base64") })],
+        ["a counter out of range", async () => {
+          const challenge = await challengeOf(h);
+          return client(h).post(VERIFY).type("form").send({ uuid: "x", altcha: payloadOf(challenge, { counter: -1e300, derivedKey: "zz" }) });
+        }],
+        ["a body over 64 KiB", () => client(h).post(RESEND).type("form").send({ username: "x".repeat(70_000), mail: "x@example.org" })],
+        ["a JSON array", () => client(h).post(RESEND).set("content-type", "application/json").send("[1,2]")],
+        ["invalid UTF-8", () => client(h).post(RESEND).set("content-type", "application/x-www-form-urlencoded").send(Buffer.from([0x75, 0x3d, 0xff, 0xfe]))],
+        ["a name far too long", () => client(h).post(RESEND).type("form").send({ username: "n".repeat(5000), mail: "x@example.org" })],
+        ["a wrong method on the resend form", () => client(h).put(RESEND)],
+        ["a wrong method on the challenge", () => client(h).post("/_gatehouse/pow/challenge")],
+        ["an unknown asset", () => client(h).get("/_gatehouse/static/abc/..%2F..%2Fpackage.json")],
+      ];
+      for (const [what, send] of cases) {
+        const res = await send();
+        assert.ok(res.status >= 400 && res.status < 500, `${what}: ${res.status}`);
+      }
+      assert.deepEqual(await storeSnapshot(h), before);
+    });
+  });
+
   test("auto: an address past the per-address limit is asked from then on (IPv6 by its /64), others are not", async () => {
     await wallClockHarness({ trustProxy: true, antibot: { proofOfWork: "auto", complexity: 1000, auto: { perAddress: 3, perForm: 1000 } } }, async (h) => {
       const from = (ip: string) => ({ "x-forwarded-for": ip });
