@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
 import { storageFullError } from "./domain/write-health.ts";
 import { AppError, isAppError, isStoreUnavailable } from "./errors.ts";
+import { antibotRouter } from "./http/antibot.ts";
 import { apiRouter } from "./http/api.ts";
 import { approvalRouter } from "./http/approval.ts";
 import { invitePageRouter } from "./http/invite-page.ts";
@@ -109,7 +110,10 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
       if ((ctx.state.page || (lost && wantsHtml(ctx))) && !json) {
         const verifyBase = ctx.state.verifyBase as string | undefined;
         if (code === "TOKEN_UNKNOWN" && verifyBase) {
-          sendPage(ctx, deps.templates, "verify-failure", { action: keepLanguage(ctx, deps.templates.languages, verifyBase) }, status);
+          sendPage(ctx, deps.templates, "verify-failure", {
+            action: keepLanguage(ctx, deps.templates.languages, verifyBase),
+            resendAction: keepLanguage(ctx, deps.templates.languages, `${verifyBase}resend`),
+          }, status);
         } else {
           sendPage(ctx, deps.templates, "error", { status, error: refusal ? shownError(refusal) : { code, message } }, status);
         }
@@ -215,6 +219,7 @@ export function createApp(ctx: AppContext): Koa {
     apiRouter(ctx),
     invitePageRouter(ctx),
     opsRouter(ctx),
+    antibotRouter(ctx),
   ];
   app.use(methodFallback(ctx, routers));
   for (const router of routers) app.use(router.routes());

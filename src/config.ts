@@ -119,6 +119,8 @@ export const CONFIG_SCHEMA = Type.Object({
     filteredMails: Type.Array(Type.String({ format: "regex", examples: [".*@banneddomain\\.tld$"] }), { default: [] }),
     pendingTtlSeconds: Type.Integer({ minimum: 1, default: 86400 }),
     sendMail: Type.Boolean({ default: true }),
+    // New verification links a pending registration may be sent after the first (DESIGN §11).
+    resendLimit: Type.Integer({ minimum: 0, maximum: 100, default: 3 }),
     blockDisposable: Type.Boolean({ default: false }),
     // DESIGN §11: "manual" makes a verified registration wait for a moderator instead of becoming an account.
     approval: Type.Union([Type.Literal("none"), Type.Literal("manual")], { default: "none" }),
@@ -174,6 +176,20 @@ export const CONFIG_SCHEMA = Type.Object({
       host: Type.String({ minLength: 1, default: "127.0.0.1" }),
       port: Type.Integer({ minimum: 0, maximum: 65535, examples: [9100] }),
     }, { ...strict, restart: "the metrics listener is bound at start-up" })),
+  }, { ...strict, default: {} }),
+  // ALTCHA proof of work on gatehouse's own public forms (DESIGN §11); every key is live.
+  antibot: Type.Object({
+    proofOfWork: Type.Union([Type.Literal("off"), Type.Literal("always"), Type.Literal("auto")], { default: "off" }),
+    // The largest counter a browser may have to reach (SHA-256 tries); it is drawn between half of it and it.
+    complexity: Type.Integer({ minimum: 1000, maximum: 10_000_000, default: 100_000 }),
+    // "auto": submissions of the forms per address (IPv6 by register.ipv6Prefix) and in all, per window,
+    // past which the proof of work is asked for, from that address or from everyone, for holdSeconds.
+    auto: Type.Object({
+      perAddress: Type.Integer({ minimum: 1, default: 10 }),
+      perForm: Type.Integer({ minimum: 1, default: 200 }),
+      windowSeconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60 }),
+      holdSeconds: Type.Integer({ minimum: 1, maximum: 604_800, default: 3600 }),
+    }, { ...strict, default: {} }),
   }, { ...strict, default: {} }),
   events: Type.Optional(Type.Object({
     webhook: Type.Optional(Type.Object({

@@ -2,9 +2,9 @@ import type { Logger } from "pino";
 import { ProvisionTargets } from "./accounts/from-config.ts";
 import type { Config } from "./config.ts";
 import { compileRules, type Rules } from "./domain/filters.ts";
-import { createLimiters, createThrottle, memoryBacking, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
+import { createFormLimiters, createLimiters, createThrottle, memoryBacking, type FormLimiters, type LimiterBacking, type Limiters } from "./domain/limiter.ts";
 import { systemClock, type Clock, type RandomSource } from "./domain/ports.ts";
-import { createToken, cryptoRandom, matchesAnySecret, Sealer, sha256 } from "./domain/secrets.ts";
+import { createToken, cryptoRandom, derivePowKeys, matchesAnySecret, Sealer, sha256, type PowKeys } from "./domain/secrets.ts";
 import { WriteHealth } from "./domain/write-health.ts";
 import { createMailTransport, type MailTransport } from "./mail/transport.ts";
 import { Metrics } from "./metrics.ts";
@@ -24,6 +24,10 @@ export interface AppContext {
   store: Store;
   mailer: MailTransport;
   limiters: Limiters;
+  /** What antibot.proofOfWork "auto" counts, and the used challenges (DESIGN §11). */
+  formLimiters: FormLimiters;
+  /** HMAC keys of the proof-of-work challenges, derived from the service secret. */
+  powKeys: PowKeys;
   /** Where the limiters count; kept so a reload can build a new throttle on the same backing. */
   limiterBacking: LimiterBacking;
   clock: Clock;
@@ -90,6 +94,8 @@ export async function createContext(config: Config, store: Store, options: Conte
     store,
     mailer: createMailTransport(config.mail, mailDirWarning(options.log)),
     limiters: createLimiters(config.register.throttleSeconds, limiterBacking),
+    formLimiters: createFormLimiters(config.antibot.auto, limiterBacking),
+    powKeys: derivePowKeys(secret),
     limiterBacking,
     clock,
     random,
@@ -122,12 +128,18 @@ export function applyConfig(ctx: AppContext, next: Config): void {
     ? { ...ctx.limiters, throttle: createThrottle(next.register.throttleSeconds, ctx.limiterBacking) }
     : ctx.limiters;
 
+  // Counts under the old settings are dropped with them; used challenges are kept (same limiter).
+  const formLimiters = JSON.stringify(next.antibot.auto) !== JSON.stringify(ctx.config.antibot.auto)
+    ? { ...createFormLimiters(next.antibot.auto, ctx.limiterBacking), powUsed: ctx.formLimiters.powUsed }
+    : ctx.formLimiters;
+
   const oldMailer = ctx.mailer;
   ctx.config = next;
   ctx.rules = rules;
   ctx.templates = templates;
   ctx.mailer = mailer;
   ctx.limiters = limiters;
+  ctx.formLimiters = formLimiters;
   if (mailer !== oldMailer) oldMailer.close();
   ctx.targets.update(next.accounts.provision);
 }

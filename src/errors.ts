@@ -34,12 +34,15 @@ export type ErrorCode =
   | "SERVER_BUSY"
   | "ACCOUNT_SERVER_UNAVAILABLE"
   | "USERNAME_TAKEN_DOWNSTREAM"
-  | "STORE_UNAVAILABLE";
+  | "STORE_UNAVAILABLE"
+  | "POW_REQUIRED"
+  | "POW_INVALID";
 
 export function statusOf(code: ErrorCode): number {
   switch (code) {
     case "MALFORMED_REQUEST":
     case "PASSWORD_TOO_SHORT":
+    case "POW_REQUIRED":
     case "REQUEST_INCOMPLETE":
       return 400;
     case "AUTH_TOKEN_INVALID":
@@ -52,6 +55,7 @@ export function statusOf(code: ErrorCode): number {
     case "INVITE_NAME_MISMATCH":
     case "ACCOUNT_TOO_NEW":
     case "CROSS_SITE_REQUEST":
+    case "POW_INVALID":
     case "IP_BLACKLISTED":
     case "MAIL_FILTERED":
     case "MAIL_DISPOSABLE":

@@ -38,6 +38,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly resends = new Counter({
+    name: "gatehouse_verification_resends_total",
+    help: "Requests on the verify page to send the verification mail again, by outcome: sent, no_pending, mismatch, limit, mail_off, rate_limited",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly proofsOfWork = new Counter({
+    name: "gatehouse_proof_of_work_total",
+    help: "Proofs of work on the public forms by form and outcome: solved, or refused (missing, malformed, forged, expired, replayed)",
+    labelNames: ["form", "outcome"] as const,
+    registers: [this.registry],
+  });
+
   readonly expirations = new Counter({
     name: "gatehouse_pending_expired_total",
     help: "Pending registrations removed because they were not verified in time",

@@ -51,12 +51,32 @@ export interface ShownError {
 }
 
 /** What each page template is given (besides site, lang and languages). Handlebars escapes every {{value}}; templates must not use {{{ }}}. */
+/** Where the proof-of-work widget's parts are, on a page whose form asks for one (DESIGN §11). */
+export interface PowWidget {
+  challengeUrl: string;
+  script: string;
+  setup: string;
+  css: string;
+  /** The widget's own words in the page's language, when it ships them. */
+  words?: string;
+}
+
+/** A form that may ask for a proof of work: the widget, and why the last one was refused. */
+interface PowFields {
+  pow?: PowWidget;
+  powError?: ShownError;
+}
+
 export interface PageModels {
-  "verify-form": { action: string; error?: ShownError; code?: string };
+  "verify-form": { action: string; resendAction?: string; error?: ShownError; code?: string } & PowFields;
+  /** The "send the mail again" form; `errorField` names the input an error is about. */
+  "verify-resend": { action: string; username: string; mail: string; error?: ShownError; errorField?: "username" | "mail" } & PowFields;
+  /** The one answer to a resend, whether or not such a registration exists. */
+  "verify-resent": { action: string };
   "verify-confirm": { action: string; username: string; expiresAt: number };
   /** shortly: an account server has not made the account yet (DESIGN §9); it will be ready shortly. */
   "verify-success": { username: string; alreadyActive: boolean; shortly?: boolean; awaitingApproval?: boolean };
-  "verify-failure": { action: string };
+  "verify-failure": { action: string; resendAction?: string };
   error: { status: number; error: ShownError };
   invite: {
     action: string;
@@ -72,7 +92,7 @@ export interface PageModels {
     askReason?: boolean;
     reason?: string;
     maxReasonLength?: number;
-  };
+  } & PowFields;
   "invite-success": { username: string; shortly?: boolean; awaitingApproval?: boolean };
   /** `/` for a browser: what this place is, and the way to the verify form. */
   home: { verifyPath: string };

@@ -72,6 +72,12 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
     sendMail: true,
     blockDisposable: false,
     ipv6Prefix: 64,
+    resendLimit: 3,
+  });
+  assert.deepEqual(config.antibot, {
+    proofOfWork: "off",
+    complexity: 100_000,
+    auto: { perAddress: 10, perForm: 200, windowSeconds: 60, holdSeconds: 3600 },
   });
   assert.deepEqual(config.metrics, { enabled: true });
   assert.equal(config.mail.transport, "dir:./data/mail");

@@ -7,7 +7,7 @@ import { cryptoRandom, Sealer } from "../domain/secrets.ts";
 import { CliError, configOption, type Io } from "./common.ts";
 
 /** What the admin commands hand the domain functions: the same parts a running service uses. */
-export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random" | "sealer" | "targets">;
+export type AdminContext = Pick<AppContext, "config" | "rules" | "store" | "clock" | "random" | "sealer" | "targets" | "secret">;
 
 /** Loads the config a command names; its warnings go to stderr, apart from what the command prints. */
 export function readConfig(io: Io, file: string | undefined): { path: string; config: Config } {
@@ -52,7 +52,7 @@ export async function withAdminContext<T>(
   const targets = new ProvisionTargets(config.accounts.provision);
   try {
     const secret = await resolveSecret(config, store, cryptoRandom, warn);
-    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom, sealer: new Sealer(secret), targets });
+    return await use({ config, rules: compileRules(config), store, clock: systemClock, random: cryptoRandom, sealer: new Sealer(secret), targets, secret });
   } finally {
     await targets.close();
     await store.close();

@@ -59,6 +59,13 @@ export const LOGIN_FAILURE_POINTS = 10;
 export const LOGIN_ADDRESS_FAILURE_POINTS = 50;
 export const LOGIN_FAILURE_WINDOW_SECONDS = 600;
 
+/**
+ * Verification mails asked for again per mail address (its keyed hash), whatever the registration
+ * and whether or not one exists: nobody can mail-bomb an address through the resend form.
+ */
+export const RESEND_ADDRESS_POINTS = 5;
+export const RESEND_ADDRESS_WINDOW_SECONDS = 3600;
+
 /** Every key that is an address is one made by addressKey() (IPv6 by network). */
 export interface Limiters {
   /** One registration per end-user address per `throttleSeconds`; null when throttling is off. */
@@ -69,6 +76,8 @@ export interface Limiters {
   loginPairFailures: Limiter;
   /** Failed logins per address. */
   loginAddressFailures: Limiter;
+  /** Resend requests per mail address, keyed by the address's keyed hash. */
+  resendAddresses: Limiter;
 }
 
 /** What a limiter counts in: one process's memory, the cluster primary's, or Redis. */
@@ -95,5 +104,40 @@ export function createLimiters(throttleSeconds: number, backing: LimiterBacking 
     loginAddressFailures: new FlexibleLimiter(
       backing({ keyPrefix: "gh:login:addr", points: LOGIN_ADDRESS_FAILURE_POINTS, duration: LOGIN_FAILURE_WINDOW_SECONDS }),
     ),
+    resendAddresses: new FlexibleLimiter(
+      backing({ keyPrefix: "gh:resend:mail", points: RESEND_ADDRESS_POINTS, duration: RESEND_ADDRESS_WINDOW_SECONDS }),
+    ),
+  };
+}
+
+/** How long a proof-of-work challenge may be solved and sent; a used one is remembered that long. */
+export const POW_CHALLENGE_TTL_SECONDS = 600;
+
+/** What antibot.proofOfWork "auto" counts, and where it remembers used challenges (DESIGN §11). */
+export interface FormLimiters {
+  /** Public form submissions per address (addressKey). */
+  perAddress: Limiter;
+  /** Public form submissions in all (one key). */
+  perForm: Limiter;
+  /** An address, or "*" for everyone, that tripped a limit: blocked while the proof of work is asked for. */
+  powOn: Limiter;
+  /** Challenge signatures already used: a second take is a replay. */
+  powUsed: Limiter;
+}
+
+export interface FormLimitSettings {
+  perAddress: number;
+  perForm: number;
+  windowSeconds: number;
+  holdSeconds: number;
+}
+
+export function createFormLimiters(auto: FormLimitSettings, backing: LimiterBacking = memoryBacking): FormLimiters {
+  const window = auto.windowSeconds;
+  return {
+    perAddress: new FlexibleLimiter(backing({ keyPrefix: `gh:form:addr:${auto.perAddress}:${window}`, points: auto.perAddress, duration: window })),
+    perForm: new FlexibleLimiter(backing({ keyPrefix: `gh:form:all:${auto.perForm}:${window}`, points: auto.perForm, duration: window })),
+    powOn: new FlexibleLimiter(backing({ keyPrefix: `gh:pow:on:${auto.holdSeconds}`, points: 1, duration: auto.holdSeconds })),
+    powUsed: new FlexibleLimiter(backing({ keyPrefix: "gh:pow:used", points: 1, duration: POW_CHALLENGE_TTL_SECONDS })),
   };
 }

@@ -80,3 +80,14 @@ export class Sealer implements PayloadSealer {
     return Buffer.concat([decipher.update(data.subarray(28)), decipher.final()]).toString("utf8");
   }
 }
+
+/** The two HMAC keys of ALTCHA challenges (the challenge's and its derived key's), derived from the service secret. */
+export interface PowKeys {
+  challenge: string;
+  derivedKey: string;
+}
+
+export function derivePowKeys(secret: string): PowKeys {
+  const derive = (info: string) => Buffer.from(hkdfSync("sha256", secret, "gatehouse", info, 32)).toString("hex");
+  return { challenge: derive("altcha-challenge"), derivedKey: derive("altcha-derived-key") };
+}

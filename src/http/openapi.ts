@@ -71,6 +71,8 @@ const ERROR_CODES: Record<ErrorCode, string> = {
   INVITE_QUOTA_EXCEEDED: "the logged-in account has made `invites.perUser.max` invites within `perDays`; `Retry-After` says when one frees",
   ACCOUNT_TOO_NEW: "the logged-in account is younger than `invites.perUser.minAccountAgeDays`",
   APPROVAL_NOT_FOUND: "the moderator link is unknown, has expired or was already used",
+  POW_REQUIRED: "the form asks for a proof of work (`antibot.proofOfWork`) and none came with it",
+  POW_INVALID: "the proof of work is malformed, forged, expired or was used already",
 };
 
 /** What any request that reads or writes the store may meet. */

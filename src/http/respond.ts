@@ -4,10 +4,15 @@ import { matchLanguage } from "../languages.ts";
 import type { PageModels, PageName, ShownError, Templates } from "../templates.ts";
 
 // Pages carry tokens in their URLs: never leak them in Referer, never let them be framed or scripted.
-// The only outside origin a page may load from is the operator's logo (site.logoUrl).
-function pageCsp(logoOrigin: string | null): string {
+// The only outside origin a page may load from is the operator's logo (site.logoUrl). A page with
+// the proof-of-work widget (DESIGN §11) also runs the widget's script, stylesheet and worker, all from
+// gatehouse itself, and fetches its challenge there; the SHA worker needs no WebAssembly, blob: or eval.
+function pageCsp(logoOrigin: string | null, widget: boolean): string {
   const img = logoOrigin ? `img-src 'self' data: ${logoOrigin}` : "img-src 'self' data:";
-  return `default-src 'none'; style-src 'unsafe-inline'; ${img}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
+  const parts = widget
+    ? ["default-src 'none'", "script-src 'self'", "worker-src 'self'", "connect-src 'self'", "style-src 'self' 'unsafe-inline'"]
+    : ["default-src 'none'", "style-src 'unsafe-inline'"];
+  return `${parts.join("; ")}; ${img}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
 }
 
 export function wantsJson(ctx: Context): boolean {
@@ -66,7 +71,8 @@ export function sendPage<N extends PageName>(ctx: Context, templates: Templates,
   const lang = pageLanguage(ctx, templates.languages);
   ctx.status = status;
   ctx.type = "text/html; charset=utf-8";
-  ctx.set("Content-Security-Policy", pageCsp(templates.logoOrigin));
+  const widget = typeof model === "object" && model !== null && "pow" in model && model.pow !== undefined;
+  ctx.set("Content-Security-Policy", pageCsp(templates.logoOrigin, widget));
   ctx.set("Content-Language", lang);
   ctx.set("Cache-Control", "no-store");
   ctx.vary("Accept-Language");

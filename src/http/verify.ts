@@ -2,11 +2,15 @@ import Router from "@koa/router";
 import type { Context } from "koa";
 import type { AppContext } from "../context.ts";
 import { AppError } from "../errors.ts";
+import { PowRefused } from "../domain/antibot.ts";
+import { requestResend, type ResendFormDeps } from "../domain/resend.ts";
 import { completeVerification, findVerification, type VerifyDeps } from "../domain/verification.ts";
+import { guardSubmission, notePowTriggerFor, powWidgetFor, type AntibotRouteDeps } from "./antibot.ts";
 import { readForm } from "./body.ts";
-import { keepLanguage, sendPage, shownError, wantsJson } from "./respond.ts";
+import { keepLanguage, pageLanguage, sendPage, shownError, wantsJson } from "./respond.ts";
+import { refuseCrossSite } from "./session-cookie.ts";
 
-export type VerifyRouteDeps = VerifyDeps & Pick<AppContext, "templates" | "metrics">;
+export type VerifyRouteDeps = VerifyDeps & ResendFormDeps & AntibotRouteDeps & Pick<AppContext, "templates" | "metrics">;
 
 // Real tokens are 43 characters; anything far longer is not worth hashing.
 const MAX_TOKEN_LENGTH = 256;
@@ -48,24 +52,77 @@ export function verifyRouter(deps: VerifyRouteDeps): Router {
     return next();
   });
 
-  router.get(base, (ctx) => {
-    sendPage(ctx, deps.templates, "verify-form", { action: keepLanguage(ctx, deps.templates.languages, base) });
+  const actions = (ctx: Context) => ({
+    action: keepLanguage(ctx, deps.templates.languages, base),
+    resendAction: keepLanguage(ctx, deps.templates.languages, `${base}resend`),
+  });
+
+  router.get(base, async (ctx) => {
+    sendPage(ctx, deps.templates, "verify-form", { ...actions(ctx), pow: await powWidgetFor(ctx, deps) });
   });
 
   router.post(base, async (ctx) => {
     const form = await readForm(ctx);
     const typed = form["uuid"] ?? form["token"] ?? "";
+    const code = typed.trim().slice(0, MAX_TOKEN_LENGTH);
+    try {
+      await guardSubmission(ctx, deps, "verify", form["altcha"]);
+    } catch (err) {
+      if (!(err instanceof PowRefused) || wantsJson(ctx)) throw err;
+      sendPage(ctx, deps.templates, "verify-form", { ...actions(ctx), code, pow: await powWidgetFor(ctx, deps), powError: shownError(err) }, err.status);
+      return;
+    }
     try {
       await complete(ctx, deps, typed);
     } catch (err) {
       // A person at the form gets it back with the reason beside the field, to correct a typo.
       if (!(err instanceof AppError) || err.code !== "TOKEN_UNKNOWN" || wantsJson(ctx)) throw err;
-      sendPage(ctx, deps.templates, "verify-form", {
-        action: keepLanguage(ctx, deps.templates.languages, base),
-        error: shownError(err),
-        code: typed.trim().slice(0, MAX_TOKEN_LENGTH),
-      }, err.status);
+      sendPage(ctx, deps.templates, "verify-form", { ...actions(ctx), error: shownError(err), code, pow: await powWidgetFor(ctx, deps) }, err.status);
     }
+  });
+
+  // Before `:token`: "resend" is no token (real ones are 43 characters), and this route answers first.
+  router.get(`${base}resend`, async (ctx) => {
+    sendPage(ctx, deps.templates, "verify-resend", { action: actions(ctx).resendAction, username: "", mail: "", pow: await powWidgetFor(ctx, deps) });
+  });
+
+  router.post(`${base}resend`, async (ctx) => {
+    refuseCrossSite(ctx, deps.config);
+    const form = await readForm(ctx);
+    const username = form["username"] ?? "";
+    const mail = form["mail"] ?? "";
+    const again = async (err: AppError, fields: { error?: AppError; powError?: PowRefused; errorField?: "username" | "mail" }) => {
+      if (err.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, err.options.retryAfter)));
+      sendPage(ctx, deps.templates, "verify-resend", {
+        action: actions(ctx).resendAction,
+        username,
+        mail,
+        pow: await powWidgetFor(ctx, deps),
+        error: fields.error && shownError(fields.error),
+        powError: fields.powError && shownError(fields.powError),
+        errorField: fields.errorField,
+      }, err.status);
+    };
+    try {
+      await guardSubmission(ctx, deps, "resend", form["altcha"]);
+      const outcome = await requestResend(deps, { username, mail, lang: pageLanguage(ctx, deps.templates.languages) });
+      deps.metrics.resends.inc({ outcome: outcome.replace("-", "_") });
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      if (err.code === "TOO_MANY_ATTEMPTS") {
+        deps.metrics.resends.inc({ outcome: "rate_limited" });
+        await notePowTriggerFor(ctx, deps);
+      }
+      if (wantsJson(ctx)) throw err;
+      if (err instanceof PowRefused) return again(err, { powError: err });
+      if (err.code === "TOO_MANY_ATTEMPTS") return again(err, { error: err });
+      if (err.code === "MALFORMED_REQUEST") return again(err, { error: err, errorField: err.options.detail === "mail" || err.options.detail === "username" ? err.options.detail : undefined });
+      throw err;
+    }
+    ctx.set("Cache-Control", "no-store");
+    // One answer whatever happened: whether a registration has this name and address is not told.
+    if (wantsJson(ctx)) ctx.body = { status: "accepted" };
+    else sendPage(ctx, deps.templates, "verify-resent", { action: actions(ctx).action });
   });
 
   router.get(`${base}:token`, async (ctx) => {

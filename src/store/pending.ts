@@ -1,8 +1,8 @@
 import { sql } from "kysely";
-import { query, uniqueViolation, type Db, type Q } from "./db.ts";
+import { affected, query, uniqueViolation, type Db, type Dialect, type Q } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { ACCOUNT_COLUMNS, toAccount, toHolder, toPendingSummary, toTokenLookup } from "./rows.ts";
-import type { ActivateResult, InsertPendingResult, NewPending, Store } from "./store.ts";
+import type { ActivateResult, InsertPendingResult, NewPending, ResendResult, Store } from "./store.ts";
 
 /** Ids are deleted in batches of this many, padded, so that every batch is one and the same statement. */
 const BATCH = 100;
@@ -142,13 +142,49 @@ const listPending = query((q, p: { now: number }) =>
     .orderBy("u.id"),
 );
 
+const resendRow = (dialect: Dialect) =>
+  query((q, p: { username: string; now: number }) =>
+    q
+      .selectFrom("users")
+      .select(["id", "username", "mail_hash", "expires_at", "resend_count", "lang"])
+      .where("username", "=", p.username)
+      .where("state", "=", sql.lit("pending"))
+      .where("expires_at", ">", p.now)
+      // Orders two resends of one registration (and a completion) on PostgreSQL; SQLite's write lock does already.
+      .$if(dialect === "postgres", (qb) => qb.forUpdate()),
+  );
+// The count is checked in the statement that raises it, so concurrent resends cannot pass the limit together.
+const newToken = query((q, p: { id: number; tokenHash: string; limit: number; now: number }) =>
+  q
+    .updateTable("users")
+    .set((eb) => ({ token_hash: p.tokenHash, resend_count: eb("resend_count", "+", 1) }))
+    .where("id", "=", p.id)
+    .where("state", "=", sql.lit("pending"))
+    .where("expires_at", ">", p.now)
+    .where("resend_count", "<", p.limit)
+    .returning("resend_count"),
+);
+// A mail not yet sent carries the old, now dead, link: it goes (a leased one in flight may still go out).
+const dropQueuedMail = query((q, p: { userId: number }) =>
+  q.deleteFrom("outbox").where("user_id", "=", p.userId).where("kind", "=", sql.lit("mail")).where("state", "=", sql.lit("queued")),
+);
+
 export function pendingStore(
   db: Db,
 ): Pick<
   Store,
-  "findNameHolder" | "findSkeletonHolder" | "isMailHashHeld" | "insertPending" | "findByTokenHash" | "activatePending" | "listPending" | "deleteExpiredPending"
+  | "findNameHolder"
+  | "findSkeletonHolder"
+  | "isMailHashHeld"
+  | "insertPending"
+  | "findByTokenHash"
+  | "activatePending"
+  | "listPending"
+  | "deleteExpiredPending"
+  | "resendPending"
 > {
   const { q } = db;
+  const resendRowOf = resendRow(db.dialect);
   return {
     async findNameHolder(username, now) {
       return toHolder((await db.run("rerun", (q) => nameHolder(q, { username, now }))).rows[0]);
@@ -217,6 +253,28 @@ export function pendingStore(
 
     async listPending(now) {
       return (await db.run("rerun", (q) => listPending(q, { now }))).rows.map(toPendingSummary);
+    },
+
+    async resendPending(username, now, limit, plan) {
+      return db.write(async (tx): Promise<ResendResult> => {
+        const [row] = (await resendRowOf(tx, { username, now })).rows;
+        if (!row) return { ok: false, reason: "no-pending" };
+        const next = plan({
+          id: row.id,
+          username: row.username,
+          mailHash: row.mail_hash,
+          expiresAt: Number(row.expires_at),
+          resends: Number(row.resend_count),
+          lang: row.lang,
+        });
+        if (!next) return { ok: false, reason: "mismatch" };
+        const [updated] = (await newToken(tx, { id: row.id, tokenHash: next.tokenHash, limit, now })).rows;
+        if (!updated) return { ok: false, reason: "limit" };
+        if (affected(await dropQueuedMail(tx, { userId: row.id })) > 0) db.erased = true;
+        await insertOutbox(tx, next.outbox, row.id);
+        return { ok: true, resends: Number(updated.resend_count) };
+        // A second run would count the resend it made as one more: the caller hears "unavailable" instead.
+      }, "unavailable");
     },
 
     async deleteExpiredPending(now) {

@@ -39,6 +39,8 @@ export interface Tables {
     approval_token_hash: string | null;
     /** The offered language the registration was made in (migration 008); null: the default. */
     lang: string | null;
+    /** New verification links sent after the first (register.resendLimit). */
+    resend_count: Generated<number>;
   };
   outbox: {
     id: Generated<number>;

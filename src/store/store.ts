@@ -80,6 +80,23 @@ export type RequeueMailResult =
   | { ok: true; previous: "queued" | "failed" }
   | { ok: false; reason: "no-pending" | "no-mail" | "sent" };
 
+/** A live pending registration as a resend sees it, to decide whether the address given is its own. */
+export interface ResendCandidate {
+  id: number;
+  username: string;
+  mailHash: string | null;
+  expiresAt: number;
+  /** New links it has had already. */
+  resends: number;
+  /** The language it was made in; null: the default. */
+  lang: string | null;
+}
+
+/** What `resendPending` did. */
+export type ResendResult =
+  | { ok: true; resends: number }
+  | { ok: false; reason: "no-pending" | "mismatch" | "limit" };
+
 export interface AccountSummary {
   id: number;
   username: string;
@@ -326,6 +343,18 @@ export interface Store {
    * a sent mail's payload is erased. A lease still running is kept, so a send in flight is not doubled.
    */
   requeuePendingMail(username: string, now: number): Promise<RequeueMailResult>;
+  /**
+   * Gives a live pending registration a new verification link (DESIGN §11), in one transaction:
+   * `plan` sees the row and answers the new token hash and mail, or null when the address given is
+   * not the one registered ("mismatch"); the old token stops working, a still queued old mail is
+   * dropped, and the count of resends goes up, never past `limit` however many ask at once.
+   */
+  resendPending(
+    username: string,
+    now: number,
+    limit: number,
+    plan: (row: ResendCandidate) => { tokenHash: string; outbox: NewOutboxItem[] } | null,
+  ): Promise<ResendResult>;
 
   // --- manual approval (DESIGN §11): verified registrations and accepted invites waiting as 'awaiting' ---
 

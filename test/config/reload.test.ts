@@ -10,6 +10,8 @@ import { encode, FakeClock, registration, testConfig, type RegistrationFields } 
 import { cli } from "../helpers/invites.ts";
 import { countLogs, editConfig, freePort, withServiceDir, type ConfigDir, type TestService } from "../helpers/service.ts";
 import { verifySignature } from "../helpers/signature.ts";
+import { solveChallenge, type Challenge } from "altcha-lib";
+import { deriveKey } from "altcha-lib/algorithms/sha";
 
 /** A service as a live-key case sees it: the real startService, its config dir, its clock. */
 interface Running {
@@ -388,6 +390,93 @@ const LIVE: LiveCase[] = [
 ];
 
 let inviters = 0;
+
+/** Whether the verify form, as `ip` (with trustProxy) sees it, asks for a proof of work. */
+async function asksForProofOfWork(s: Running, ip?: string): Promise<boolean> {
+  const res = await fetch(`${s.url}/register_account/verify/`, { headers: ip ? { "x-forwarded-for": ip } : {} });
+  return (await res.text()).includes("<altcha-widget");
+}
+
+/** A wrong code posted on the verify form: one submission of a public form, as "auto" counts them. */
+async function postVerifyForm(s: Running, ip?: string): Promise<void> {
+  const res = await fetch(`${s.url}/register_account/verify/`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(ip ? { "x-forwarded-for": ip } : {}) },
+    body: "uuid=not-a-real-code",
+  });
+  await res.body?.cancel();
+}
+
+LIVE.push(
+  {
+    keys: ["register.resendLimit"],
+    initial: { register: { resendLimit: 0 } },
+    edit: (c) => (c.register.resendLimit = 3),
+    // Whether the first link still works after the resend form was used: a resend replaces it.
+    observe: async (s) => {
+      const fields = registration();
+      const { token } = await post(s, fields);
+      const res = await fetch(`${s.url}/register_account/verify/resend`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ username: fields.username, mail: fields.mail }).toString(),
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      return verify(s, token);
+    },
+    before: 200,
+    after: 404,
+  },
+  {
+    keys: ["antibot.proofOfWork"],
+    initial: { antibot: { proofOfWork: "off" } },
+    edit: (c) => (c.antibot.proofOfWork = "always"),
+    observe: (s) => asksForProofOfWork(s),
+    before: false,
+    after: true,
+  },
+  {
+    keys: ["antibot.complexity"],
+    initial: { antibot: { proofOfWork: "always", complexity: 1000 } },
+    edit: (c) => (c.antibot.complexity = 20_000),
+    // The counter a solver has to reach is drawn between half the complexity and the complexity.
+    observe: async (s) => {
+      const challenge = (await (await fetch(`${s.url}/_gatehouse/pow/challenge`)).json()) as Challenge;
+      const solution = await solveChallenge({ challenge, deriveKey });
+      return solution !== null && solution.counter > 1000;
+    },
+    before: false,
+    after: true,
+  },
+  {
+    keys: ["antibot.auto.perAddress", "antibot.auto.windowSeconds", "antibot.auto.holdSeconds"],
+    initial: { antibot: { proofOfWork: "auto", auto: { perAddress: 50 } } },
+    edit: (c) => {
+      c.antibot.auto.perAddress = 2;
+      c.antibot.auto.windowSeconds = 120;
+      c.antibot.auto.holdSeconds = 600;
+    },
+    observe: async (s) => {
+      for (let i = 0; i < 3; i++) await postVerifyForm(s);
+      return asksForProofOfWork(s);
+    },
+    before: false,
+    after: true,
+  },
+  {
+    keys: ["antibot.auto.perForm"],
+    initial: { trustProxy: true, antibot: { proofOfWork: "auto", auto: { perForm: 50 } } },
+    edit: (c) => (c.antibot.auto.perForm = 2),
+    // From three addresses, once each: only the count of the whole form can trip; a fourth address sees it.
+    observe: async (s) => {
+      for (let i = 0; i < 3; i++) await postVerifyForm(s, freshIp());
+      return asksForProofOfWork(s, freshIp());
+    },
+    before: false,
+    after: true,
+  },
+);
 
 /** Puts the receiver's address where a case wrote RECEIVER. */
 function withReceiver<T>(value: T, hooks: Receiver): T {

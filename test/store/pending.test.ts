@@ -252,3 +252,47 @@ storeContract("pending registrations", (it) => {
     await insertOk(store, pending({ username: expired.username, mailHash: expired.mailHash, createdAt: T0 + MINUTE }));
   });
 });
+
+storeContract("resending the verification mail", (it) => {
+  const plan = (tokenHash: string, payload = "sealed-new-mail") => () => ({ tokenHash, outbox: [mail(payload, T0 + 1)] });
+
+  it("resendPending gives a new token, drops the queued old mail, queues the new one and counts up to the limit", async (store) => {
+    const p = pending({ username: "juliet", mailHash: "juliet-mail" });
+    await insertOk(store, p, [mail("old-mail")]);
+    const seen: unknown[] = [];
+    const result = await store.resendPending("juliet", T0 + 1, 2, (row) => {
+      seen.push({ username: row.username, mailHash: row.mailHash, expiresAt: row.expiresAt, resends: row.resends, lang: row.lang });
+      return plan("new-token")();
+    });
+    assert.deepEqual(result, { ok: true, resends: 1 });
+    assert.deepEqual(seen, [{ username: "juliet", mailHash: "juliet-mail", expiresAt: p.expiresAt, resends: 0, lang: null }]);
+    assert.equal(await store.findByTokenHash(p.tokenHash, T0 + 1), null, "the old token is gone");
+    assert.deepEqual(await store.findByTokenHash("new-token", T0 + 1), { state: "pending", username: "juliet", expiresAt: p.expiresAt });
+    assert.deepEqual((await claimAll(store, T0 + 1)).map((i) => i.payload), ["sealed-new-mail"], "only the new mail is left to send");
+
+    assert.deepEqual(await store.resendPending("juliet", T0 + 2, 2, plan("newer-token")), { ok: true, resends: 2 });
+    assert.deepEqual(await store.resendPending("juliet", T0 + 3, 2, plan("newest-token")), { ok: false, reason: "limit" });
+    assert.notEqual(await store.findByTokenHash("newer-token", T0 + 3), null, "a refused resend leaves the last token working");
+    assert.equal(await store.findByTokenHash("newest-token", T0 + 3), null);
+  });
+
+  it("resendPending refuses a mismatch, an expired, an active or an unknown registration and changes nothing", async (store) => {
+    const p = pending({ username: "romeo", expiresAt: T0 + MINUTE });
+    await insertOk(store, p, [mail("old-mail")]);
+    await createAccount(store, { username: "active" });
+    assert.deepEqual(await store.resendPending("romeo", T0, 3, () => null), { ok: false, reason: "mismatch" });
+    assert.deepEqual(await store.resendPending("romeo", T0 + MINUTE, 3, plan("late")), { ok: false, reason: "no-pending" });
+    assert.deepEqual(await store.resendPending("active", T0, 3, plan("x")), { ok: false, reason: "no-pending" });
+    assert.deepEqual(await store.resendPending("nobody", T0, 3, plan("y")), { ok: false, reason: "no-pending" });
+    assert.notEqual(await store.findByTokenHash(p.tokenHash, T0), null);
+    assert.equal(await store.outboxDepth(), 1, "the old mail is still queued");
+  });
+
+  it("concurrent resends never pass the limit together", async (store) => {
+    await insertOk(store, pending({ username: "crowd" }));
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => store.resendPending("crowd", T0 + 1, 2, plan(`t${i}`, `m${i}`))));
+    assert.equal(results.filter((r) => r.ok).length, 2);
+    assert.equal(results.filter((r) => !r.ok && r.reason === "limit").length, 4);
+    assert.equal(await store.outboxDepth(), 1, "one mail waits: each new link dropped the one queued before it");
+  });
+});

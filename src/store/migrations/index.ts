@@ -8,8 +8,9 @@ import { fillSkeletons } from "./006-fill-skeletons.ts";
 import { provision } from "./007-provision.ts";
 import { registrationLanguage } from "./008-registration-language.ts";
 import { approval } from "./009-approval.ts";
+import { resendCount } from "./010-resend-count.ts";
 import { inviteLineage } from "./011-invite-lineage.ts";
 import type { Migration } from "./types.ts";
 
 /** The schema's history for both dialects, in order; a new change is one new file appended here. */
-export const MIGRATIONS: readonly Migration[] = [adopt, core, keysInvitesSessions, outboxEventOrder, usersAutoincrement, usersSkeleton, fillSkeletons, provision, registrationLanguage, approval, inviteLineage];
+export const MIGRATIONS: readonly Migration[] = [adopt, core, keysInvitesSessions, outboxEventOrder, usersAutoincrement, usersSkeleton, fillSkeletons, provision, registrationLanguage, approval, resendCount, inviteLineage];
