@@ -49,6 +49,17 @@ export function uts46Domain(domain: string): string | null {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
+ * Addresses validator's isEmail (default options) certainly accepts: ASCII, at most 254 characters,
+ * a dot-atom local part of at most 64, labels of letters, digits and inner hyphens, a TLD of letters.
+ * Nearly every address is one, and isEmail costs ~6 µs on the refusal path (options merged, two
+ * byte lengths through encodeURI, the domain split and tested label by label); anything else still
+ * goes to isEmail. test/http/decode-fast-paths.test.ts checks that isEmail accepts every match.
+ */
+const LOCAL_ATOM = "[a-z0-9!#$%&'*+/=?^_`{|}~-]+";
+const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+export const PLAIN_VALID_MAIL = new RegExp(`^(?=.{1,254}$)(?=[^@]{1,64}@)${LOCAL_ATOM}(?:\\.${LOCAL_ATOM})*@(?:${LABEL}\\.)+[a-z]{2,63}$`);
+
+/**
  * DESIGN §3 row 4's "mail not an address", for the HTTP body and `filters test` alike: at most 254
  * characters, a domain that passes UTS #46, and an address by validator's rules once canonical.
  */
@@ -56,8 +67,9 @@ export function parseMail(text: string): CanonicalMail | null {
   // validator's isEmail throws (encodeURI) on a lone surrogate, which no address contains anyway.
   if (text.length > 254 || LONE_SURROGATE.test(text)) return null;
   const mail = canonicalMail(text);
-  return mail !== null && validator.isEmail(mail) ? mail : null;
+  return mail !== null && (PLAIN_VALID_MAIL.test(mail) || validator.isEmail(mail)) ? mail : null;
 }
+
 
 /**
  * The address as filters see it: its ASCII form and, for an internationalized domain, its Unicode

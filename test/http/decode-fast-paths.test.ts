@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import ipaddr from "ipaddr.js";
+import validator from "validator";
 import { parseIp } from "../../src/domain/filters.ts";
+import { canonicalMail, parseMail, PLAIN_VALID_MAIL } from "../../src/domain/mail-address.ts";
 import { decodeUtf8 } from "../../src/http/body.ts";
 
 // The refusal path's cheaper decoders must answer exactly as the ones they replaced.
@@ -51,4 +54,30 @@ test("parseIp's dotted-quad shortcut agrees with ipaddr.js on every IPv4-like sp
     assert.equal(actual?.toString() ?? null, expected?.toString() ?? null, JSON.stringify(text));
     assert.equal(actual?.kind() ?? null, expected?.kind() ?? null, JSON.stringify(text));
   }
+});
+
+// Characters that decide isEmail's verdict, weighted towards the plain ones of real addresses.
+const MAIL_CHARS = [..."abcxyz0189", ..."abcxyz0189", ..."..@-_+!#$%&'*/=?^`{|}~", "\"", " ", "ü", "Ａ", "\u00a0", "\u200d", "A"];
+
+test("the plain-address shortcut accepts only what validator's isEmail accepts, and parseMail answers as isEmail did", () => {
+  const edges = [
+    "a@b.co", "a.b.c@d.example", "a..b@x.org", ".a@x.org", "a.@x.org", "a@x", "a@-x.org", "a@x-.org", "a@x.o",
+    "a_b@x.org", "a@x_y.org", "a@1.2.3.4", "a@x.123", "a@x.xn--p1ai", "\"q\"@x.org", "a@b@c.org",
+    `${"l".repeat(64)}@x.org`, `${"l".repeat(65)}@x.org`, `a@${"d".repeat(63)}.org`, `a@${"d".repeat(64)}.org`,
+    `a@${Array.from({ length: 60 }, () => "abc").join(".")}.org`, "a@x.or-g", "{}|~@x.museum",
+  ];
+  const check = (text: string) => {
+    const mail = canonicalMail(text);
+    if (mail === null) return;
+    if (PLAIN_VALID_MAIL.test(mail)) assert.ok(validator.isEmail(mail), `shortcut accepted ${JSON.stringify(mail)}, isEmail does not`);
+    const expected = text.length > 254 || /\p{Cs}/u.test(text) || !validator.isEmail(mail) ? null : mail;
+    assert.equal(parseMail(text), expected, JSON.stringify(text));
+  };
+  for (const text of edges) check(text);
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom(...MAIL_CHARS), { minLength: 1, maxLength: 90 }), (chars) => check(chars.join(""))),
+    { numRuns: 20_000 },
+  );
+  // The shortcut is what the refusal path takes for an ordinary address.
+  assert.ok(PLAIN_VALID_MAIL.test("someone.else+tag@mail.example.org"));
 });
