@@ -3,6 +3,7 @@ import { Type, type TSchema } from "@sinclair/typebox";
 import type { Config } from "../config.ts";
 import { MAX_INVITE_TTL_SECONDS, MAX_INVITE_USES, MIN_INVITE_TTL_SECONDS } from "../domain/invites.ts";
 import { statusOf, type ErrorCode } from "../errors.ts";
+import { POW_CHALLENGE_PATH } from "./antibot.ts";
 import { BODY_LIMIT } from "./body.ts";
 import { SESSION_COOKIE } from "./session-cookie.ts";
 
@@ -107,12 +108,29 @@ const SCHEMAS = {
     ip: Type.String({ description: "the end user's address, as the website saw it (IPv4 or IPv6)" }),
     mail: Type.String({ format: "email" }),
     auth_token: Type.String({ description: "one of `register.authTokens`: how the website authenticates (compared in constant time)" }),
-  }, { description: "mod_register_json's registration; all five fields are strings, other fields are ignored." }),
+    lang: Type.Optional(Type.String({ description: "a BCP 47 tag: the language of the verification mail (and later mail) when `languages` offers it; else the default" })),
+    reason: Type.Optional(Type.String({ maxLength: 500, description: "why the person wants an account, shown to moderators when `register.approval` is `manual`" })),
+  }, { description: "mod_register_json's registration; the five required fields are strings, `lang` and `reason` optional strings, other fields are ignored." }),
   Verified: Type.Object({
     username: Type.String(),
     alreadyActive: Type.Boolean({ description: "the code had been used already: the account existed before this request" }),
     ready: Type.Optional(Type.Literal(false, { description: "present only while an account server has yet to make the account" })),
+    awaitingApproval: Type.Optional(Type.Literal(true, { description: "present when the registration now waits for a moderator (`register.approval: \"manual\"`) instead of being an account" })),
   }, closed),
+  AwaitingApproval: Type.Object({
+    name: Type.String(),
+    status: Type.Literal("awaiting-approval"),
+  }, { ...closed, description: "an accepted invite that waits for a moderator (`invites.requireApproval`): nobody is logged in" }),
+  ResendAccepted: Type.Object({ status: Type.Literal("accepted") }, { ...closed, description: "the one answer to a resend, whether or not such a registration exists" }),
+  PowChallenge: Type.Object({
+    parameters: Type.Object({
+      algorithm: Type.String(),
+      nonce: Type.String(),
+      salt: Type.String(),
+      expiresAt: Type.Optional(Type.Integer({ description: "seconds since the epoch" })),
+    }),
+    signature: Type.Optional(Type.String()),
+  }, { description: "an ALTCHA challenge (DESIGN §11), signed with a key derived from the service secret, for the widget to solve" }),
   ModInvite: Type.Object({
     id: Type.String({ description: "the invite token (secret: whoever has it may use the invite)" }),
     url: Type.String({ format: "uri", description: "the invite page, `{publicUrl}/invite/{id}`" }),
@@ -203,7 +221,7 @@ export interface OperationSpec {
   /** OpenAPI path template: `{name}` for a parameter, named as the router names it (`:name`). */
   path: string;
   operationId: string;
-  tag: "registration" | "verification" | "mod_invites_api" | "invitations" | "sessions" | "invite page" | "operations";
+  tag: "registration" | "verification" | "mod_invites_api" | "invitations" | "sessions" | "invite page" | "moderation" | "proof of work" | "pages" | "operations";
   summary: string;
   description?: string;
   parameters?: object[];
@@ -221,6 +239,11 @@ const pathParam = (name: string, description: string) => ({ name, in: "path", re
 const queryParam = (name: string, description: string, schema: object = { type: "string" }) => ({ name, in: "query", required: false, description, schema });
 
 const API_KEY: Record<string, string[]>[] = [{ apiKeyBearer: [] }, { apiKeyQuery: [] }];
+
+/** Every page takes `?lang=`: the page's language when `languages` offers it (DESIGN §10). */
+const LANG = queryParam("lang", "the page's language (a BCP 47 tag among `languages`); else `Accept-Language`, else the first of `languages`");
+/** What a public form's proof of work (`antibot.proofOfWork`) may refuse with. */
+const POW = ["POW_REQUIRED", "POW_INVALID"] as const satisfies ErrorCode[];
 
 function operations(config: OpenApiConfig): OperationSpec[] {
   const base = config.register.basePath;
@@ -306,6 +329,7 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       operationId: "showVerifyForm",
       tag: "verification",
       summary: "The form that asks for a verification code (Prosody's page)",
+      parameters: [LANG],
       responses: { "200": { description: "the form", content: HTML } },
       errors: "page",
     },
@@ -318,12 +342,44 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       requestBody: {
         required: true,
         content: {
-          "application/x-www-form-urlencoded": { schema: { type: "object", properties: { uuid: { type: "string" }, token: { type: "string" } } } },
-          "application/json": { schema: { type: "object", properties: { uuid: { type: "string" }, token: { type: "string" } } } },
+          "application/x-www-form-urlencoded": { schema: { type: "object", properties: { uuid: { type: "string" }, token: { type: "string" }, altcha: { type: "string" } } } },
+          "application/json": { schema: { type: "object", properties: { uuid: { type: "string" }, token: { type: "string" }, altcha: { type: "string" } } } },
         },
       },
       responses: { "200": verifiedAnswer },
-      refusals: ["TOKEN_UNKNOWN", ...BODY, "USERNAME_TAKEN_DOWNSTREAM", ...WRITES],
+      refusals: ["TOKEN_UNKNOWN", ...BODY, ...POW, "USERNAME_TAKEN_DOWNSTREAM", ...WRITES],
+      errors: "page",
+    },
+    {
+      method: "get",
+      path: `${verify}resend`,
+      operationId: "showResendForm",
+      tag: "verification",
+      summary: "The form that asks for the verification mail again (by username and address)",
+      parameters: [LANG],
+      responses: { "200": { description: "the form", content: HTML } },
+      errors: "page",
+    },
+    {
+      method: "post",
+      path: `${verify}resend`,
+      operationId: "resendVerification",
+      tag: "verification",
+      summary: "Send the verification mail again, with a new link that replaces the old one",
+      description: [
+        "The answer is the same whether or not a pending registration has this username and address, and past `register.resendLimit`;",
+        "only the per-address limit (which does not depend on any registration) answers 429.",
+      ].join(" "),
+      parameters: [LANG],
+      requestBody: {
+        required: true,
+        content: {
+          "application/x-www-form-urlencoded": { schema: { type: "object", properties: { username: { type: "string" }, mail: { type: "string" }, altcha: { type: "string" } } } },
+          "application/json": { schema: { type: "object", properties: { username: { type: "string" }, mail: { type: "string" }, altcha: { type: "string" } } } },
+        },
+      },
+      responses: { "200": { description: "the one answer: if such a registration waits, a new link is on its way", content: { ...HTML, ...json(ref("ResendAccepted")) } } },
+      refusals: ["CROSS_SITE_REQUEST", ...BODY, ...POW, "TOO_MANY_ATTEMPTS", ...WRITES],
       errors: "page",
     },
     {
@@ -333,7 +389,7 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       tag: "verification",
       summary: "The mailed link: a page naming the account, with one button that completes it",
       description: "Changes nothing, because mail scanners fetch links; a code already used shows the success page.",
-      parameters: [pathParam("token", "the verification token")],
+      parameters: [pathParam("token", "the verification token"), LANG],
       responses: { "200": { description: "the confirm page (or the success page for a code already used)", content: HTML } },
       refusals: ["TOKEN_UNKNOWN", ...STORE],
       errors: "page",
@@ -400,7 +456,10 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       description: "Of concurrent accepts of a one-use invite exactly one wins; a refused name leaves the invite usable. Used, expired and revoked invites are 404 here.",
       parameters: [pathParam("id", "the invite token")],
       requestBody: { required: true, content: json(ref("Credentials")) },
-      responses: { "204": { description: "the account exists; the response logs it in", headers: { "Set-Cookie": header("SetSession") } } },
+      responses: {
+        "204": { description: "the account exists; the response logs it in", headers: { "Set-Cookie": header("SetSession") } },
+        "202": { description: "the account waits for a moderator (`invites.requireApproval`); nobody is logged in", content: json(ref("AwaitingApproval")) },
+      },
       refusals: ["INVITE_NOT_FOUND", "INVITE_NAME_MISMATCH", ...NEW_ACCOUNT, ...BODY, ...WRITES],
     },
     {
@@ -450,7 +509,7 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       operationId: "invitePage",
       tag: "invite page",
       summary: "The invite page: who invited you, and a signup form",
-      parameters: [pathParam("token", "the invite token")],
+      parameters: [pathParam("token", "the invite token"), LANG],
       responses: { "200": { description: "the page", content: HTML } },
       refusals: ["INVITE_NOT_FOUND", "INVITE_GONE", ...STORE],
       errors: "page",
@@ -465,11 +524,83 @@ function operations(config: OpenApiConfig): OperationSpec[] {
       parameters: [pathParam("token", "the invite token")],
       requestBody: {
         required: true,
-        content: { "application/x-www-form-urlencoded": { schema: { type: "object", properties: { username: { type: "string" }, password: { type: "string" } } } } },
+        content: {
+          "application/x-www-form-urlencoded": {
+            schema: { type: "object", properties: { username: { type: "string" }, password: { type: "string" }, reason: { type: "string" }, altcha: { type: "string" } } },
+          },
+        },
       },
-      responses: { "200": { description: "the welcome page; the response logs the account in", headers: { "Set-Cookie": header("SetSession") }, content: HTML } },
-      refusals: ["INVITE_NOT_FOUND", "INVITE_GONE", "INVITE_NAME_MISMATCH", "CROSS_SITE_REQUEST", ...NEW_ACCOUNT, ...BODY, ...WRITES],
+      responses: {
+        "200": {
+          description: "the welcome page; the response logs the account in, unless it waits for a moderator (`invites.requireApproval`)",
+          headers: { "Set-Cookie": { ...HEADERS.SetSession, required: false } },
+          content: HTML,
+        },
+      },
+      refusals: ["INVITE_NOT_FOUND", "INVITE_GONE", "INVITE_NAME_MISMATCH", "CROSS_SITE_REQUEST", ...NEW_ACCOUNT, ...BODY, ...POW, ...WRITES],
       errors: "page",
+    },
+    ...(["approve", "reject"] as const).flatMap((decision): OperationSpec[] => [
+      {
+        method: "get",
+        path: `${base}approval/{token}/${decision}`,
+        operationId: `${decision}Page`,
+        tag: "moderation",
+        summary: `The moderator mail's ${decision} link: the waiting registration and one button`,
+        description: "Changes nothing, because mail scanners fetch links; the button POSTs to the same address.",
+        parameters: [pathParam("token", "the moderator link's token"), LANG],
+        responses: { "200": { description: "the page", content: HTML } },
+        refusals: ["APPROVAL_NOT_FOUND", ...STORE],
+        errors: "page",
+      },
+      {
+        method: "post",
+        path: `${base}approval/{token}/${decision}`,
+        operationId: decision,
+        tag: "moderation",
+        summary: decision === "approve" ? "Approve a waiting registration: the account is made" : "Reject a waiting registration: it is removed and the person mailed",
+        parameters: [pathParam("token", "the moderator link's token"), LANG],
+        requestBody: {
+          required: false,
+          content: { "application/x-www-form-urlencoded": { schema: { type: "object", properties: decision === "reject" ? { reason: { type: "string" } } : {} } } },
+        },
+        responses: { "200": { description: "what was decided", content: HTML } },
+        refusals: ["APPROVAL_NOT_FOUND", ...BODY, ...WRITES],
+        errors: "page",
+      },
+    ]),
+    {
+      method: "get",
+      path: POW_CHALLENGE_PATH,
+      operationId: "powChallenge",
+      tag: "proof of work",
+      summary: "A new ALTCHA challenge for the widget on gatehouse's own forms",
+      responses: { "200": { description: "the challenge, signed, expiring in minutes", content: json(ref("PowChallenge")) } },
+    },
+    {
+      method: "get",
+      path: "/_gatehouse/static/{version}/{name}",
+      operationId: "staticAsset",
+      tag: "proof of work",
+      summary: "The widget's files, served by gatehouse itself (no third party)",
+      parameters: [pathParam("version", "the widget's version"), pathParam("name", "the file")],
+      responses: {
+        "200": {
+          description: "the file, cached for a year",
+          content: { "text/javascript": { schema: { type: "string" } }, "text/css": { schema: { type: "string" } } },
+        },
+      },
+      refusals: ["NOT_FOUND"],
+    },
+    {
+      method: "get",
+      path: "/",
+      operationId: "home",
+      tag: "pages",
+      summary: "For a browser (`Accept: text/html`): what this place is, and the way to the verify form",
+      parameters: [LANG],
+      responses: { "200": { description: "the page", content: HTML } },
+      refusals: ["NOT_FOUND"],
     },
     {
       method: "get",
@@ -511,6 +642,9 @@ const TAGS = [
   { name: "invitations", description: "the invitation API in pilcrow's shape" },
   { name: "sessions", description: "login and the identity cookie, for the invitation API" },
   { name: "invite page", description: "the page an invite link opens" },
+  { name: "moderation", description: "the moderator mail's approve and reject links (`register.approval`, `invites.requireApproval`)" },
+  { name: "proof of work", description: "ALTCHA challenges and the widget for gatehouse's own forms (`antibot.proofOfWork`)" },
+  { name: "pages", description: "pages for a browser that asks gatehouse itself" },
   { name: "operations", description: "health, metrics and this description" },
 ];
 

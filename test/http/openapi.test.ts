@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import Router from "@koa/router";
 import { compileErrors, validate } from "@readme/openapi-parser";
+import { simpleParser } from "mailparser";
 import type supertest from "supertest";
 import { loadConfig, parseConfig } from "../../src/config.ts";
 import { applyConfig } from "../../src/context.ts";
@@ -121,6 +122,75 @@ async function verificationRun(h: Harness): Promise<void> {
   await expectStatus(h.http.post(`${verify}${encodeURIComponent(await token({ username: "taken1" }))}`), 409, "a name the account server made meanwhile");
   await expectStatus(h.http.post(verify).type("form").send({ uuid: await token({ username: "taken2" }) }), 409, "the same, by the form");
   await expectStatus(h.http.delete(verify), 405, "DELETE on the verify form");
+
+  const resend = `${verify}resend`;
+  const again = { username: "resent1", mail: "resent1@example.org" };
+  await token(again);
+  await expectStatus(h.http.get(resend), 200, "the resend form");
+  await expectStatus(h.http.post(resend).type("form").send(again), 200, "a resend");
+  await expectStatus(h.http.post(resend).set("Accept", JSON_ACCEPT).send({ username: "nobody", mail: "nobody@example.org" }), 200, "a resend for nobody, JSON");
+  await expectStatus(h.http.post(resend).type("form").send({ mail: again.mail }), 400, "a resend without a username");
+  await expectStatus(h.http.post(resend).type("form").set("Sec-Fetch-Site", "cross-site").send(again), 403, "a resend from another site");
+  await expectStatus(h.http.post(resend).type("form").send(`username=${BIG}`), 413, "a resend over 64 KiB");
+  await expectStatus(h.http.post(resend).set("Content-Encoding", "gzip").type("form").send("username=x"), 415, "a compressed resend");
+  let status = 200;
+  for (let i = 0; i < 10 && status === 200; i++) status = (await h.http.post(resend).type("form").send(again)).status;
+  await expectStatus(h.http.post(resend).type("form").send(again), 429, "resends for one address past its limit");
+}
+
+const MODERATOR = "moderator@example.org";
+const MODERATION = { register: { approval: "manual" as const, moderators: [MODERATOR] }, invites: { requireApproval: true }, antibot: { proofOfWork: "always" as const } };
+
+/** The approval links of every moderator mail so far, oldest first, as paths. */
+async function moderatorLinks(h: Harness): Promise<{ approve: string; reject: string }[]> {
+  await h.outbox.drain();
+  const mails = await Promise.all(h.smtp.sink.received.filter((m) => m.to.includes(MODERATOR)).map((m) => simpleParser(m.raw)));
+  return mails.map((mail) => {
+    const approve = /^Approve: (\S+)$/m.exec(mail.text ?? "")?.[1];
+    const reject = /^Reject: +(\S+)$/m.exec(mail.text ?? "")?.[1];
+    assert.ok(approve && reject, `links in the moderator mail:\n${mail.text}`);
+    return { approve: new URL(approve).pathname, reject: new URL(reject).pathname };
+  });
+}
+
+/** Manual approval, its moderator links, an invite that waits, and the proof of work on the forms. */
+async function moderationRun(h: Harness): Promise<void> {
+  const base = h.config.register.basePath;
+  const verify = `${base}verify/`;
+  for (const username of ["waiting1", "waiting2"]) {
+    const fields = { ...registration({ username, mail: `${username}@example.org` }), reason: "I run the local choir", lang: "de" };
+    const made = await expectStatus(postRegistration(h, fields), 200, "a registration with a reason and a language");
+    const done = await expectStatus(h.http.post(`${verify}${encodeURIComponent(made.text)}`).set("Accept", JSON_ACCEPT), 200, "a verification that now waits");
+    assert.equal((done.body as { awaitingApproval?: boolean }).awaitingApproval, true);
+  }
+  const [first, second] = await moderatorLinks(h);
+  assert.ok(first && second);
+  await expectStatus(h.http.get(first.approve), 200, "the approve link's page");
+  await expectStatus(h.http.get(first.reject), 200, "the reject link's page");
+  await expectStatus(h.http.post(first.reject).type("form").send({ reason: "not a member" }), 200, "rejecting");
+  await expectStatus(h.http.post(second.approve), 200, "approving");
+  await expectStatus(h.http.post(second.approve), 404, "approving again");
+  for (const decision of ["approve", "reject"]) {
+    const link = `${base}approval/nope/${decision}`;
+    await expectStatus(h.http.get(link), 404, `an unknown ${decision} link`);
+    await expectStatus(h.http.post(link).type("form").send({ reason: "no" }), 404, `${decision} by an unknown link`);
+    await expectStatus(h.http.post(link).type("form").send(`reason=${BIG}`), 413, `${decision} with a form over 64 KiB`);
+    await expectStatus(h.http.post(link).set("Content-Encoding", "gzip").type("form").send("reason=x"), 415, `${decision} with a compressed form`);
+    await expectStatus(h.http.post(link).set("Content-Type", "application/json").send("[1]"), 400, `${decision} with JSON that is not an object`);
+  }
+
+  const { key } = await createKey(h, "moderation key");
+  const invite = (await expectStatus(client(h).post("/api/invite").set("Authorization", `Bearer ${key}`).set("Accept", JSON_ACCEPT), 200, "an invite")).body as { id: string };
+  await expectStatus(client(h).post(`/api/invite/${encodeURIComponent(invite.id)}`).set("Accept", JSON_ACCEPT).send({ name: "waiting3", password: PASSWORD }), 202, "an accept that waits for a moderator");
+
+  await expectStatus(client(h).get("/_gatehouse/pow/challenge"), 200, "a proof-of-work challenge");
+  const form = await expectStatus(h.http.get(verify), 200, "the verify form with its widget");
+  const script = /<script[^>]+src="(\/_gatehouse\/static\/[^"]+)"/.exec(form.text)?.[1];
+  assert.ok(script, "the widget's script on the form");
+  await expectStatus(client(h).get(script), 200, "the widget's script");
+  await expectStatus(client(h).get("/_gatehouse/static/0/nope.js"), 404, "a file that is not there");
+  await expectStatus(h.http.post(verify).type("form").send({ uuid: "x" }), 400, "the verify form without its proof of work");
+  await expectStatus(h.http.post(verify).type("form").send({ uuid: "x", altcha: "bm90IGEgc29sdXRpb24=" }), 403, "a forged proof of work");
 }
 
 async function modInvitesRun(h: Harness): Promise<void> {
@@ -224,8 +294,8 @@ async function operationsRun(h: Harness): Promise<void> {
   await expectStatus(client(h).get("/metrics"), 200, "metrics");
   await expectStatus(client(h).get("/openapi.json"), 200, "the description");
   await expectStatus(client(h).post("/healthz"), 405, "POST on health");
-  // No route serves `/`, so the route check cannot see it: should a page come to answer here, this names it.
-  await expectStatus(client(h).get("/").set("Accept", "text/html"), 404, "the bare address, from a browser (a page here needs an operation)");
+  await expectStatus(client(h).get("/").set("Accept", "text/html"), 200, "the bare address, from a browser");
+  await expectStatus(client(h).get("/").set("Accept", JSON_ACCEPT), 404, "the bare address, from an API client");
 }
 
 describe("the OpenAPI description (GET /openapi.json)", () => {
@@ -297,10 +367,14 @@ describe("the OpenAPI description (GET /openapi.json)", () => {
     let doc: Doc | undefined;
     // One harness per surface (the rate limits count per peer, and every request here comes from one),
     // each on a real SQLite file, with its mail going to a real SMTP server on loopback.
-    for (const run of [registrationRun, verificationRun, modInvitesRun, invitationApiRun, invitePageRun, operationsRun]) {
+    const runs: [(h: Harness) => Promise<void>, Partial<typeof MODERATION>][] = [
+      [registrationRun, {}], [verificationRun, {}], [modInvitesRun, {}], [invitationApiRun, {}], [invitePageRun, {}], [operationsRun, {}], [moderationRun, MODERATION],
+    ];
+    for (const [run, extra] of runs) {
       const server = await startAccountServer();
       try {
-        await withHarness(overrides(server.url), async (h) => {
+        const base = overrides(server.url);
+        await withHarness({ ...base, ...extra, register: { ...base.register, ...extra.register } }, async (h) => {
           h.outbox.start();
           doc ??= (await servedDoc(h)).doc;
           await run(h);
