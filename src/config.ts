@@ -125,7 +125,7 @@ export const CONFIG_SCHEMA = Type.Object({
     // DESIGN §11: "manual" makes a verified registration wait for a moderator instead of becoming an account.
     approval: Type.Union([Type.Literal("none"), Type.Literal("manual")], { default: "none" }),
     /** Who is mailed the approve and reject links of each registration waiting for approval. */
-    moderators: Type.Array(Type.String({ pattern: "^[^@\\s]+@[^@\\s]+$", maxLength: 320 }), { default: [] }),
+    moderators: Type.Array(Type.String({ pattern: "^[^@\\s]+@[^@\\s]+$", maxLength: 320 }), { default: [], examples: [["moderators@example.org"]] }),
     // Two weeks: long enough for volunteer moderators, short enough that a name is not held forever.
     approvalTtlSeconds: Type.Integer({ minimum: 60, default: 1209600 }),
     // One subscriber usually holds a whole /64 (often a /56 or /48): rate limits count by network, not by address.
@@ -544,7 +544,7 @@ function describe(error: ErrorObject): string {
       if (parent?.description) return `${path}: must be ${parent.description}${exampleHint(parent)}`;
       const choices = (parent?.anyOf ?? []).map((branch) => branch.const);
       if (choices.length > 0 && choices.every((choice) => choice !== undefined)) {
-        return `${path}: must be one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}`;
+        return `${path}: must be one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}${exampleHint(parent)}`;
       }
       const forms = (parent?.anyOf ?? []).map((branch) =>
         branch.type === "object" ? "an object" : `a ${branch.type ?? "value"}${branch.pattern ? ` matching ${branch.pattern}` : ""}`);

@@ -73,6 +73,9 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
     blockDisposable: false,
     ipv6Prefix: 64,
     resendLimit: 3,
+    approval: "none",
+    moderators: [],
+    approvalTtlSeconds: 1209600,
   });
   assert.deepEqual(config.antibot, {
     proofOfWork: "off",
@@ -82,7 +85,7 @@ test("defaults from the DESIGN §2 table fill every key that is left out", () =>
   assert.deepEqual(config.metrics, { enabled: true });
   assert.equal(config.mail.transport, "dir:./data/mail");
   assert.equal(typeof config.mail.from, "string");
-  assert.deepEqual(config.invites, { ttlSeconds: 604800, apiPath: "/invites_api" });
+  assert.deepEqual(config.invites, { ttlSeconds: 604800, apiPath: "/invites_api", requireApproval: false });
   assert.equal(config.accounts.minPasswordLength, 8);
   assert.ok(config.accounts.reservedUsernames.includes("admin"), "config.accounts.reservedUsernames.includes(\"admin\")");
   assert.ok(config.accounts.reservedUsernames.includes("root"), "config.accounts.reservedUsernames.includes(\"root\")");

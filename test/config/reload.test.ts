@@ -48,6 +48,15 @@ async function verify(s: Running, token: string, basePath = "/register_account/"
   return res.status;
 }
 
+const MODERATOR = "moderator@example.org";
+
+/** Completes a registration by its token, as a JSON client: what the answer says. */
+async function verifyAnswer(s: Running, token: string): Promise<{ username?: string; awaitingApproval?: boolean }> {
+  const res = await fetch(`${s.url}/register_account/verify/${encodeURIComponent(token)}`, { method: "POST", headers: { accept: "application/json" } });
+  assert.equal(res.status, 200);
+  return (await res.json()) as { username?: string; awaitingApproval?: boolean };
+}
+
 function emlFiles(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".eml")).map((f) => join(dir, f)) : [];
 }
@@ -342,6 +351,63 @@ const LIVE: LiveCase[] = [
       site: "Example Chat", logo: "https://cdn.example.org/logo.png", accent: "#aa3300", home: "https://example.org/",
       support: "mailto:help@example.org", csp: "img-src 'self' data: https://cdn.example.org",
     },
+  },
+  {
+    // A verified registration waits for a moderator instead of becoming an account (DESIGN §11).
+    keys: ["register.approval"],
+    edit: (c) => (c.register.approval = "manual"),
+    observe: async (s) => (await verifyAnswer(s, (await post(s)).token)).awaitingApproval === true,
+    before: false,
+    after: true,
+  },
+  {
+    keys: ["register.moderators"],
+    initial: { register: { approval: "manual" } },
+    edit: (c) => (c.register.moderators = [MODERATOR]),
+    // How many mails a newly waiting registration sends the moderator.
+    observe: async (s) => {
+      const before = new Set(emlFiles(join(s.cfg.dir, "mail")));
+      await verifyAnswer(s, (await post(s)).token);
+      await s.svc.service.outbox.drain();
+      const added = emlFiles(join(s.cfg.dir, "mail")).filter((f) => !before.has(f));
+      const to = await Promise.all(added.map(async (f) => (await simpleParser(readFileSync(f))).to));
+      return to.filter((t) => JSON.stringify(t).includes(MODERATOR)).length;
+    },
+    before: 0,
+    after: 1,
+  },
+  {
+    keys: ["register.approvalTtlSeconds"],
+    initial: { register: { approval: "manual" } },
+    edit: (c) => (c.register.approvalTtlSeconds = 3600),
+    // How long a registration verified now waits, as `pending list` shows it.
+    observe: async (s) => {
+      const { username } = registration();
+      await verifyAnswer(s, (await post(s, { username })).token);
+      const listed = await cli({ configPath: s.cfg.configPath }, "pending", "list");
+      const row = listed.out.map((line) => line.split("\t")).find((cells) => cells[0] === username);
+      assert.ok(row, listed.out.join("\n"));
+      return (Date.parse(row[3]!) - Date.parse(row[2]!)) / 1000;
+    },
+    before: 1209600,
+    after: 3600,
+  },
+  {
+    keys: ["invites.requireApproval"],
+    edit: (c) => (c.invites = { ...c.invites, requireApproval: true }),
+    // An invite accepted over the API: logged in (204), or waiting for a moderator (202).
+    observe: async (s) => {
+      const { id } = await issueInvite(s);
+      const res = await fetch(`${s.url}/api/invite/${encodeURIComponent(id)}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ name: `invited${++inviters}`, password: "a long enough password" }),
+      });
+      await res.body?.cancel();
+      return res.status;
+    },
+    before: 204,
+    after: 202,
   },
   {
     // Invites a logged-in account may make (DESIGN §11): a new account invites freely, then not at all.

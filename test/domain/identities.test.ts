@@ -209,7 +209,7 @@ describe("look-alike names: compared by their UTS #39 confusable skeleton", () =
       assert.equal(api.status, 409, api.text);
       const page = await client(h).post(`/invite/${id}`).type("form").send({ username: lookalike, password: PASSWORD });
       assert.equal(page.status, 409, page.text);
-      assert.match(page.text, /looks like one that is already taken/);
+      assert.match(page.text, /looks too much like one that is already taken/);
 
       assert.deepEqual((await h.ctx.store.listAccounts()).map((a) => a.username), ["paypal"]);
       assert.deepEqual((await storeSnapshot(h)).pending, []);
