@@ -5,7 +5,8 @@
  * - Files live under `templates/`: `pages/<name>.hbs` (a leading `_` makes a partial, e.g.
  *   `_layout.hbs` used as `{{#> layout title=…}}`), `mail/<kind>.subject.txt`, `mail/<kind>.txt`,
  *   `mail/<kind>.html` (every mail kind is the set of `*.subject.txt` found; all three parts are
- *   required), and `locales/<language>.json`, one catalogue per language.
+ *   required; `mail/_frame.html` is the HTML parts' shared frame, `{{#> mail-frame title=…}}`),
+ *   and `locales/<language>.json`, one catalogue per language.
  * - `templates.dir` overrides any of these files under the same relative name; a file it lacks
  *   comes from the built-in folder. A catalogue there is merged over the built-in one of the same
  *   language key by key (so an operator can reword one string), or adds a language.
@@ -364,6 +365,10 @@ export class Templates {
       else this.#pages.set(name, compile(path));
     }
     const mailFiles = filesIn(dirs, "mail");
+    // `mail/_frame.html` is every HTML mail's head, header and footer: `{{#> mail-frame title=…}}`.
+    for (const [file, path] of mailFiles) {
+      if (file.startsWith("_") && file.endsWith(".html")) hb.registerPartial(`mail-${file.slice(1, -5)}`, compile(path));
+    }
     for (const file of mailFiles.keys()) {
       if (!file.endsWith(".subject.txt")) continue;
       const kind = file.slice(0, -".subject.txt".length);
