@@ -6,11 +6,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { runCli } from "../../src/cli/index.ts";
 import { TEMPLATE_DIR } from "../../src/templates.ts";
 import { registration } from "../helpers/harness.ts";
-import { BROWSER_SKIP, browserTestsEnabled, launchChromium, startBrowserService, type BrowserService } from "../helpers/browser.ts";
+import { BROWSER_SKIP, browserTestsEnabled, launchChromium, openPage, startBrowserService, type BrowserService } from "../helpers/browser.ts";
 import { PASSWORD } from "../helpers/invites.ts";
 import { captureIo, postRegistrationTo, waitFor } from "../helpers/service.ts";
 
@@ -43,23 +43,6 @@ async function startLogoServer(): Promise<{ url: string; server: Server }> {
   return { url: `http://localhost:${(server.address() as AddressInfo).port}/logo.svg`, server };
 }
 
-interface Opened {
-  context: BrowserContext;
-  page: Page;
-  cspViolations: string[];
-}
-
-/** A browser whose Accept-Language is `locale`'s, recording CSP violations. */
-async function openBrowser(browser: Browser, locale: string): Promise<Opened> {
-  const context = await browser.newContext({ locale, viewport: { width: WIDTHS[0], height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  const cspViolations: string[] = [];
-  page.on("console", (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
-  });
-  return { context, page, cspViolations };
-}
 
 /**
  * Looks at what the page shows at each width: no horizontal scroll, the site's name and a loaded
@@ -156,7 +139,7 @@ if (!browserTestsEnabled()) {
     for (const [lang, locale, who] of [["en", "en-GB", "ella"], ["de", "de-DE", "dirk"]] as const) {
       test(`${lang}: every page and the mail fit 360 px and 1000 px, show the site, and speak ${lang}`, async () => {
         assert.ok(svc && browser, "service and browser started");
-        const { context, page, cspViolations } = await openBrowser(browser, locale);
+        const { context, page, cspViolations } = await openPage(browser, { locale, viewport: { width: WIDTHS[0], height: 800 } });
         try {
           // The bare address and an unknown path: pages, not text.
           assert.equal((await page.goto(`${svc.url}/`))?.status(), 200);

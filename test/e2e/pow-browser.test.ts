@@ -3,26 +3,14 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { simpleParser } from "mailparser";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { registration } from "../helpers/harness.ts";
-import { BROWSER_SKIP, browserTestsEnabled, launchChromium, startBrowserService, type BrowserService } from "../helpers/browser.ts";
+import { BROWSER_SKIP, browserTestsEnabled, launchChromium, openPage, startBrowserService, type BrowserService } from "../helpers/browser.ts";
 import { postRegistrationTo, waitFor } from "../helpers/service.ts";
 
 // DESIGN §11 in a real Chromium: the ALTCHA widget, served by gatehouse, computes the proof of work
 // in its worker under the pages' strict Content-Security-Policy, and the form goes through with it.
 
-async function openPage(browser: Browser, options: { javaScriptEnabled?: boolean } = {}): Promise<{ context: BrowserContext; page: Page; cspViolations: string[]; failures: string[] }> {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
-  const cspViolations: string[] = [];
-  const failures: string[] = [];
-  page.on("console", (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
-  });
-  page.on("pageerror", (err) => failures.push(String(err)));
-  return { context, page, cspViolations, failures };
-}
 
 function mailFiles(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".eml")).sort() : [];
@@ -55,7 +43,7 @@ if (!browserTestsEnabled()) {
       assert.equal(registered.status, 200, registered.text);
       await waitFor(() => mailFiles(svc!.mailDir).length === 1, { timeoutMs: 10_000, what: "the first verification mail" });
 
-      const { context, page, cspViolations, failures } = await openPage(browser);
+      const { context, page, cspViolations, failures } = await openPage(browser, {}, 20_000);
       let payload = "";
       try {
         const shown = await page.goto(`${svc.url}/register_account/verify/resend`);
@@ -94,7 +82,7 @@ if (!browserTestsEnabled()) {
 
     test("without JavaScript the form says it needs JavaScript, and sending it anyway gets the reason at the widget", async () => {
       assert.ok(svc && browser, "service and browser started");
-      const { context, page } = await openPage(browser, { javaScriptEnabled: false });
+      const { context, page } = await openPage(browser, { javaScriptEnabled: false }, 20_000);
       try {
         const shown = await page.goto(`${svc.url}/register_account/verify/`);
         assert.equal(shown?.status(), 200);

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from "playwright-core";
 import { createLogger } from "../../src/log.ts";
 import { startService, type RunningService } from "../../src/main.ts";
 import { LogCapture } from "./harness.ts";
@@ -71,14 +71,23 @@ export async function startBrowserService(overrides: Parameters<typeof createCon
   };
 }
 
-/** Opens a fresh browser context (its own cookies) and a page that records CSP violations. */
-export async function openPage(browser: Browser): Promise<{ context: BrowserContext; page: Page; cspViolations: string[] }> {
-  const context = await browser.newContext();
+/**
+ * Opens a fresh browser context (its own cookies; `options` such as `locale`, `viewport` or
+ * `javaScriptEnabled`) and a page that records CSP violations and uncaught page errors.
+ */
+export async function openPage(
+  browser: Browser,
+  options: BrowserContextOptions = {},
+  timeoutMs = 15_000,
+): Promise<{ context: BrowserContext; page: Page; cspViolations: string[]; failures: string[] }> {
+  const context = await browser.newContext(options);
   const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(timeoutMs);
   const cspViolations: string[] = [];
+  const failures: string[] = [];
   page.on("console", (msg) => {
     if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
   });
-  return { context, page, cspViolations };
+  page.on("pageerror", (err) => failures.push(String(err)));
+  return { context, page, cspViolations, failures };
 }
