@@ -4,8 +4,7 @@ import Koa from "koa";
 import type { Context, Next } from "koa";
 import type { Logger } from "pino";
 import type { AppContext } from "./context.ts";
-import { storageFullError } from "./domain/write-health.ts";
-import { AppError, isAppError, isStoreUnavailable } from "./errors.ts";
+import { AppError } from "./errors.ts";
 import { antibotRouter } from "./http/antibot.ts";
 import { apiRouter } from "./http/api.ts";
 import { approvalRouter } from "./http/approval.ts";
@@ -13,59 +12,27 @@ import { invitePageRouter } from "./http/invite-page.ts";
 import { invitesApiRouter } from "./http/invites-api.ts";
 import { opsRouter } from "./http/ops.ts";
 import { warmDecoder } from "./http/body.ts";
+import { lastForwarded } from "./http/forwarded.ts";
+import { withFrontDoor } from "./http/front-door.ts";
+import { connectionError, failureAnswer, reportFailure, type FailedRequest } from "./http/failure.ts";
 import { registerRouter, registerWithoutTrailingSlash } from "./http/register.ts";
 import { keepLanguage, sendPage, shownError, wantsHtml, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
 import { refusalLog, requestLogger, type RefusalLog } from "./log.ts";
-import { isStorageFull } from "./store/errors.ts";
-
-interface HttpishError {
-  status?: number;
-  expose?: boolean;
-  message?: string;
-}
-
-/** Turns anything thrown into an AppError; unexpected errors stay unexpected (500). */
-function classify(err: unknown): AppError | null {
-  if (isAppError(err)) return err;
-  if (isStorageFull(err)) return storageFullError();
-  const e = err as HttpishError;
-  if (e && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
-    if (e.status === 404) return new AppError("NOT_FOUND", "not found");
-    if (e.status === 413) return new AppError("BODY_TOO_LARGE", "body too large");
-    if (e.status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "unsupported media type");
-    return new AppError("MALFORMED_REQUEST", e.expose && e.message ? e.message : "bad request");
-  }
-  return null;
-}
 
 /** The matched route pattern, never the raw path: verify URLs carry tokens. */
 function routeOf(ctx: Context): string {
   return (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? "(unmatched)";
 }
 
-export type ClientFault = "timeout" | "aborted" | "parse";
-
-/** Errors that are the client's doing (too slow, gone, not speaking HTTP): never error-level lines. */
-export function clientFaultOf(err: unknown): ClientFault | null {
-  const code = String((err as { code?: unknown } | null)?.code ?? "");
-  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return "timeout";
-  // A connection closed in the middle of a request: the parser reports it, but nothing was malformed.
-  if (code === "HPE_INVALID_EOF_STATE") return "aborted";
-  if (code.startsWith("HPE_")) return "parse";
-  if (["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"].includes(code)) return "aborted";
-  return null;
-}
-
-/**
- * Counts a request the client did not finish, once: Node reports one fault both to Koa's error
- * event and, as a body that could not be read, to the error middleware, in either order.
- */
-function noteClientFault(deps: Pick<AppContext, "metrics">, requests: Logger, ctx: Context, fault: ClientFault, reason: string): void {
-  if (ctx.state.clientFault) return;
-  ctx.state.clientFault = fault;
-  deps.metrics.clientErrors.inc({ reason: fault });
-  requests.debug({ reqId: ctx.state.reqId, method: ctx.method, route: routeOf(ctx), fault, reason }, "client did not finish the request");
+/** The request as the failure path names it; kept on the context so a client fault is counted once. */
+function failedRequest(ctx: Context): FailedRequest {
+  const state = ctx.state as { failed?: FailedRequest; reqId?: string; endUserIp?: string };
+  const peer = ctx.ip;
+  state.failed ??= { reqId: String(state.reqId), method: ctx.method, route: routeOf(ctx), ip: peer, peer, socket: ctx.req.socket };
+  state.failed.route = routeOf(ctx);
+  state.failed.ip = state.endUserIp ?? peer;
+  return state.failed;
 }
 
 function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" | "writeHealth">, requests: Logger, refusals: RefusalLog) {
@@ -73,36 +40,9 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
     try {
       await next();
     } catch (err) {
-      const refusal = classify(err);
-      deps.writeHealth.noteFailure(err);
-      // The operator's problem, not the client's: said at error level besides the refusal line.
-      if (refusal?.code === "STORAGE_FULL") deps.log.error({ reqId: ctx.state.reqId, route: routeOf(ctx) }, "store is full");
-      if (!refusal) {
-        deps.log.error({ reqId: ctx.state.reqId, err: err instanceof Error ? err.stack : String(err) }, "unexpected error");
-      } else if (refusal.code === "REQUEST_INCOMPLETE") {
-        // The socket keeps why it ended (a request timeout, a reset); a plain close leaves nothing.
-        noteClientFault(deps, requests, ctx, clientFaultOf(ctx.req.socket.errored) ?? "aborted", refusal.message);
-      } else {
-        // Every refusal is logged with its reason and the end-user IP (the website's, when it said so).
-        // A database outage is the operator's to notice, but no fault of ours: warn.
-        const peer = ctx.ip;
-        refusals(isStoreUnavailable(refusal) ? "warn" : "info", {
-          reqId: String(ctx.state.reqId),
-          method: ctx.method,
-          route: routeOf(ctx),
-          status: refusal.status,
-          code: refusal.code,
-          reason: refusal.message,
-          ip: ctx.state.endUserIp ?? peer,
-          peer,
-        });
-      }
-      const status = refusal?.status ?? 500;
-      const code = refusal?.code ?? "INTERNAL_ERROR";
-      const message = refusal?.message ?? "internal error";
-      if (refusal?.options.retryAfter !== undefined) ctx.set("Retry-After", String(Math.max(1, refusal.options.retryAfter)));
-      if (refusal?.options.allow) ctx.set("Allow", refusal.options.allow.join(", "));
-      ctx.set("Cache-Control", "no-store");
+      const refusal = reportFailure(deps, requests, refusals, err, failedRequest(ctx));
+      const { status, code, message, headers } = failureAnswer(refusal);
+      for (const [name, value] of headers) ctx.set(name, value);
       const json = wantsJson(ctx);
       // Our pages' routes answer browsers with pages. Elsewhere only a path or method nothing
       // serves does, and only for a client that names text/html: the APIs keep their plain answers.
@@ -169,12 +109,6 @@ function requestLog(deps: Pick<AppContext, "config" | "metrics">, requests: Logg
   };
 }
 
-/** The last of a comma-separated header's values: the one the nearest proxy added. */
-function lastForwarded(value: string): string {
-  const values = value.split(",").map((v) => v.trim()).filter((v) => v !== "");
-  return values[values.length - 1] ?? "";
-}
-
 /**
  * With trustProxy, Koa takes the first X-Forwarded-Proto and X-Forwarded-Host value, which the
  * client may have written itself; the last is the one our proxy added. (X-Forwarded-For is
@@ -207,9 +141,10 @@ export function createApp(ctx: AppContext): Koa {
   app.silent = true;
   trustLastHop(app);
   const requests = requestLogger(ctx.log);
+  const refusals = refusalLog(ctx.log);
   warmDecoder();
   app.use(requestLog(ctx, requests));
-  app.use(errorMiddleware(ctx, requests, refusalLog(ctx.log)));
+  app.use(errorMiddleware(ctx, requests, refusals));
   app.use(registerWithoutTrailingSlash(ctx.config.register.basePath));
   const routers = [
     registerRouter(ctx),
@@ -226,10 +161,20 @@ export function createApp(ctx: AppContext): Koa {
   // What reaches Koa's own handler is mostly a client that was too slow, went away or sent what
   // Node could not parse: its fault, so it must not be able to fill the error log with them.
   app.on("error", (err: unknown, koaCtx?: Context) => {
-    const fault = clientFaultOf(err);
-    if (fault && koaCtx) noteClientFault(ctx, requests, koaCtx, fault, String(err));
-    else if (fault) ctx.log.debug({ fault, reason: String(err) }, "client connection error");
-    else ctx.log.error({ err: String(err) }, "koa error");
+    connectionError(ctx, requests, koaCtx ? failedRequest(koaCtx) : null, err);
   });
+  // Whoever serves the app (src/main.ts, the test harness) serves registrations through the front door.
+  const koaCallback = app.callback.bind(app);
+  app.callback = () => (koaOnly.has(app) ? koaCallback() : (withFrontDoor(ctx, requests, refusals, koaCallback()) as ReturnType<Koa["callback"]>));
   return app;
+}
+
+const koaOnly = new WeakSet<Koa>();
+
+/**
+ * Serves registrations through Koa's route too, as every other request: for a test that must see
+ * every answer in Koa's middleware (the OpenAPI recording) or compare the two ways in.
+ */
+export function withoutFrontDoor(app: Koa): void {
+  koaOnly.add(app);
 }

@@ -1,6 +1,8 @@
 import { isUtf8 } from "node:buffer";
+import type { IncomingMessage } from "node:http";
 import type { Context } from "koa";
 import getRawBody from "raw-body";
+import typeis from "type-is";
 import { AppError } from "../errors.ts";
 import { parseIp } from "../domain/filters.ts";
 import { parseMail, type CanonicalMail } from "../domain/mail-address.ts";
@@ -11,11 +13,16 @@ export const BODY_LIMIT = 64 * 1024;
 
 
 /** Reads the request body into memory, refusing (413) as soon as it passes the limit. */
-export async function readBody(ctx: Context, limit = BODY_LIMIT): Promise<Buffer> {
-  const encoding = (ctx.get("content-encoding") || "identity").toLowerCase();
+export function readBody(ctx: Context, limit = BODY_LIMIT): Promise<Buffer> {
+  return readRequestBody(ctx.req, limit);
+}
+
+/** readBody on Node's own request, for the registration's front door (src/http/front-door.ts). */
+export async function readRequestBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<Buffer> {
+  const encoding = (req.headers["content-encoding"] || "identity").toLowerCase();
   if (encoding !== "identity") throw new AppError("UNSUPPORTED_MEDIA_TYPE", `content-encoding ${encoding} is not accepted`);
   try {
-    return await getRawBody(ctx.req, { limit, length: ctx.get("content-length") || undefined });
+    return await getRawBody(req, { limit, length: req.headers["content-length"] || undefined });
   } catch (err) {
     const type = (err as { type?: string }).type;
     if (type === "entity.too.large") throw new AppError("BODY_TOO_LARGE", `body is larger than ${limit} bytes`);
@@ -30,6 +37,11 @@ export function decodeUtf8(bytes: Uint8Array): string {
   if (!isUtf8(bytes)) throw new AppError("MALFORMED_REQUEST", "body is not valid UTF-8");
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Whether the body is sent as JSON itself (Content-Type application/json), as Koa's `ctx.is` tells. */
+export function isJsonBody(req: IncomingMessage): boolean {
+  return typeis(req, ["application/json"]) === "application/json";
 }
 
 // Standard and URL-safe alphabets, padding optional; whitespace (line wrapping) is removed first.

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from "node:http";
+import accepts from "accepts";
 import type { Context } from "koa";
 import type { AppError } from "../errors.ts";
 import { matchLanguage } from "../languages.ts";
@@ -16,10 +18,15 @@ function pageCsp(logoOrigin: string | null, widget: boolean): string {
 }
 
 export function wantsJson(ctx: Context): boolean {
-  const accept = ctx.get("accept");
+  return prefersJson(ctx.req);
+}
+
+/** wantsJson on Node's own request, for the registration's front door (src/http/front-door.ts). */
+export function prefersJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? "";
   // Most API clients send no Accept header or */*; both prefer the first type offered, html.
   if (accept === "" || accept === "*/*") return false;
-  return ctx.accepts("html", "json") === "json";
+  return accepts(req).types("html", "json") === "json";
 }
 
 /** Whether the client is a browser asking for a page: it names text/html in Accept (API clients do not). */

@@ -5,6 +5,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import type Koa from "koa";
 import type { Context, Next } from "koa";
+import { withoutFrontDoor } from "../../src/app.ts";
 import { openApiConfigOf, TRAILING_SLASH_OPTIONAL, type OpenApiConfig } from "../../src/http/openapi.ts";
 
 // The check that the OpenAPI description cannot drift from the service: every response the tests
@@ -33,6 +34,8 @@ type Doc = Record<string, unknown> & { paths: Record<string, Record<string, unkn
 
 /** Records every exchange `app` answers from now on, whoever calls it (supertest, a listening server). */
 export function recordExchanges(app: Koa, sink: (exchange: Exchange) => void): void {
+  // Registrations too: test/http/front-door.test.ts shows the front door answers them as Koa's route does.
+  withoutFrontDoor(app);
   // Outermost, before the error middleware: it must see the answer the client gets, refusals included.
   app.middleware.unshift(async (ctx: Context, next: Next) => {
     // As sent: a URL parser would resolve `/%2e%2e/` segments the router never resolves.
