@@ -69,34 +69,34 @@ async function answerRegistration(
   onFinished(res, (err) => {
     if (err) connectionError(deps, requests, request, err);
   });
-  res.setHeader("X-Request-Id", reqId);
-  res.setHeader("X-Content-Type-Options", "nosniff");
-  res.setHeader("Referrer-Policy", "no-referrer");
+  // Koa's headers, in Koa's order, written in one go.
+  const headers = ["X-Request-Id", reqId, "X-Content-Type-Options", "nosniff", "Referrer-Policy", "no-referrer"];
   const call: RegistrationCall = { req, secure: requestProtocol(req, trustProxy) === "https", peer };
+  let status: number;
   let body: string;
   try {
     body = await handleRegistration(deps, call);
-    res.statusCode = 200;
-    res.setHeader("Content-Type", "text/plain; charset=utf-8");
-    res.setHeader("Cache-Control", "no-store");
+    status = 200;
+    headers.push("Content-Type", "text/plain; charset=utf-8", "Cache-Control", "no-store");
   } catch (err) {
     request.ip = call.endUserIp ?? peer;
     const answer = failureAnswer(reportFailure(deps, requests, refusals, err, request));
-    res.statusCode = answer.status;
-    for (const [name, value] of answer.headers) res.setHeader(name, value);
+    status = answer.status;
+    for (const [name, value] of answer.headers) headers.push(name, value);
     if (prefersJson(req)) {
-      res.setHeader("Content-Type", "application/json; charset=utf-8");
+      headers.push("Content-Type", "application/json; charset=utf-8");
       body = JSON.stringify({ error: answer.code, message: answer.message });
     } else {
-      res.setHeader("Content-Type", "text/plain; charset=utf-8");
+      headers.push("Content-Type", "text/plain; charset=utf-8");
       body = answer.message;
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  deps.metrics.countRequest(route, "POST", res.statusCode, seconds);
-  requests.debug({ reqId, method: "POST", route, status: res.statusCode, ms: Math.round(seconds * 1000) }, "request");
+  deps.metrics.countRequest(route, "POST", status, seconds);
+  requests.debug({ reqId, method: "POST", route, status, ms: Math.round(seconds * 1000) }, "request");
   // As Koa: nothing is written to a client that has gone.
   if (res.writableEnded || (res.socket !== null && !res.socket.writable)) return;
-  res.setHeader("Content-Length", Buffer.byteLength(body));
+  headers.push("Content-Length", String(Buffer.byteLength(body)));
+  res.writeHead(status, headers);
   res.end(body);
 }
