@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
-import { RateLimiterClusterMaster } from "rate-limiter-flexible";
+import { serveClusterLimits } from "./cluster-limits.ts";
 import { serveMetrics } from "./service/metrics-listener.ts";
 
 type Role = "sender" | "web";
@@ -13,7 +13,7 @@ type Role = "sender" | "web";
  * (each finishes its in-flight requests) before it resolves with the exit code.
  */
 export function runPrimary(workers: number, log: Logger, metricsListen?: { host: string; port: number }): Promise<number> {
-  new RateLimiterClusterMaster();
+  serveClusterLimits();
   const aggregator = new AggregatorRegistry();
   const metricsServer = metricsListen
     ? serveMetrics(metricsListen, async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }))

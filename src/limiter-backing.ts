@@ -1,10 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
+import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
 import type { LimiterBacking } from "./domain/limiter.ts";
-
-/** Counts in the cluster primary's memory, so every worker of `serve --workers N` sees the same counts. */
-export const clusterBacking: LimiterBacking = (options) => new RateLimiterCluster({ ...options, timeoutMs: 3000 });
 
 export interface RedisBacking {
   backing: LimiterBacking;

@@ -11,6 +11,7 @@ import { logConfigWarnings, watchConfig } from "./service/config-watch.ts";
 import { addressUrl, closeListeners, createHttpServer, whenListening } from "./service/listeners.ts";
 import { startMetricsListener } from "./service/metrics-listener.ts";
 import { startSweeper } from "./service/sweeper.ts";
+import { warmUp } from "./service/warm-up.ts";
 import { openStore } from "./store/open.ts";
 
 export interface ServeOptions {
@@ -89,6 +90,7 @@ export async function startService(options: ServeOptions): Promise<RunningServic
 
   const app = createApp(ctx);
   options.onApp?.(app, ctx);
+  await warmUp(ctx);
   const server = createHttpServer(app.callback(), options.requestTimeoutMs);
   server.listen(options.listen?.port ?? config.listen.port, options.listen?.host ?? config.listen.host);
   const metricsServer = startMetricsListener(config, ctx.metrics, options.clusterWorker === true);

@@ -107,7 +107,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(store: Pick<Store, "outboxDepth" | "provisionQueue" | "countAwaiting">, now: () => number = Date.now) {
+  /** `processMetrics: false` leaves out prom-client's process metrics, whose observers live as long as the process (a throwaway registry). */
+  constructor(store: Pick<Store, "outboxDepth" | "provisionQueue" | "countAwaiting">, now: () => number = Date.now, { processMetrics = true } = {}) {
     new Gauge({
       name: "gatehouse_password_hash_queue",
       help: "Argon2 hashes and verifications queued or running; at its capacity new ones are answered 503",
@@ -152,7 +153,7 @@ export class Metrics {
         this.set(oldest === null ? 0 : Math.max(0, (now() - oldest) / 1000));
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: "gatehouse_" });
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "gatehouse_" });
   }
 
   // Labelled children, looked up once per label combination instead of on every request: the

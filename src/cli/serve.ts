@@ -34,7 +34,7 @@ async function serve(file: string | undefined, workers: number): Promise<number>
     log.flush();
     return exitCode;
   }
-  const [{ clusterBacking }, { startService }] = await Promise.all([import("../limiter-backing.ts"), import("../main.ts")]);
+  const [{ clusterBacking }, { startService }] = await Promise.all([import("../cluster-limits.ts"), import("../main.ts")]);
   const service = await startService({
     configPath,
     log,

@@ -15,8 +15,11 @@ export interface Limiter {
   forget(key: string): Promise<void>;
 }
 
+/** What a limiter needs of its backing: one of rate-limiter-flexible's limiters, or the cluster's. */
+export type LimiterStore = Pick<RateLimiterAbstract, "points" | "consume" | "reward" | "get" | "delete">;
+
 export class FlexibleLimiter implements Limiter {
-  constructor(private readonly backing: RateLimiterAbstract) {}
+  constructor(private readonly backing: LimiterStore) {}
 
   async take(key: string): Promise<number | null> {
     try {
@@ -81,7 +84,7 @@ export interface Limiters {
 }
 
 /** What a limiter counts in: one process's memory, the cluster primary's, or Redis. */
-export type LimiterBacking = (options: { keyPrefix: string; points: number; duration: number }) => RateLimiterAbstract;
+export type LimiterBacking = (options: { keyPrefix: string; points: number; duration: number }) => LimiterStore;
 
 export const memoryBacking: LimiterBacking = (options) => new RateLimiterMemory(options);
 

@@ -55,6 +55,18 @@ test("serve --workers 2 shares one listener, one throttle and one outbox sender,
       assert.equal(throttled?.split(" ")[1], "7", "7 throttled over both workers");
     });
 
+    await t.test("bad auth_tokens from one peer are counted once over both workers, also when they arrive at once", async () => {
+      // The peer is this test (127.0.0.1): twelve at once, ten are let through to a 401 and two are over the limit.
+      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => registerAt(url, registration({ ip: "203.0.113.201", auth_token: `wrong-${i}` }))));
+      assert.deepEqual(burst.map((r) => r.status).sort(), [...Array<number>(10).fill(401), 429, 429]);
+      const refusals = () => serve.logs.filter((l) => l["code"] === "AUTH_TOKEN_INVALID");
+      await waitFor(() => refusals().length >= 10, { timeoutMs: 5_000, what: "the log lines of the ten 401s" });
+      assert.equal(new Set(refusals().map((l) => l["pid"])).size, 2, "both workers refused some: the count is shared, not per worker");
+      const after = [];
+      for (let i = 0; i < 2; i++) after.push((await registerAt(url, registration({ ip: "203.0.113.201", auth_token: "wrong-again" }))).status);
+      assert.deepEqual(after, [429, 429]);
+    });
+
     await t.test("a worker that dies is replaced and the service keeps answering", async () => {
       const victim = [...listeners][1] as number;
       process.kill(victim, "SIGKILL");
