@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { uniqueViolation } from "../../src/store/db.ts";
 import type { AccountSummary } from "../../src/store/store.ts";
 import { T0, MINUTE, pending, event, invite, insertOk, createAccount, claimAll, storeContract, account } from "./fixture.ts";
 
@@ -24,6 +25,21 @@ storeContract("invites", (it) => {
     assert.deepEqual(await store.findInviteByHandle(inv.handle), record);
     assert.equal(await store.findInviteByTokenHash("nope"), null);
     assert.equal(await store.findInviteByHandle("nope"), null);
+  });
+
+  it("invites inserted at the same time are each stored in call order, and one that cannot be is refused alone", async (store) => {
+    // On SQLite these share one commit (a group commit); the one whose handle is taken must not undo the others.
+    const invites = [invite(), invite(), invite(), invite()];
+    const taken = { ...invite(), handle: invites[1]!.handle };
+    const settled = await Promise.allSettled([...invites.slice(0, 2), taken, ...invites.slice(2)].map((inv) => store.insertInvite(inv)));
+    const refused = settled[2]!;
+    assert.equal(refused.status, "rejected");
+    assert.equal(uniqueViolation((refused as PromiseRejectedResult).reason), "handle");
+    const stored = settled.filter((s) => s.status === "fulfilled").map((s) => s.value);
+    assert.deepEqual(stored.map((r) => r.handle), invites.map((i) => i.handle));
+    assert.deepEqual((await store.listInvites()).map((i) => i.id), stored.map((r) => r.id));
+    assert.deepEqual(stored.map((r) => r.id), [...stored.map((r) => r.id)].sort((a, b) => a - b));
+    assert.equal(await store.findInviteByTokenHash(taken.tokenHash), null);
   });
 
   it("listInvites lists in creation order and revokeInvite revokes once", async (store) => {
