@@ -183,6 +183,9 @@ function languageName(code: string): string {
   return name;
 }
 
+/** How many strings with values the `t` helper keeps (see Templates). */
+const WITH_VALUES_KEPT = 1000;
+
 /** A template or catalogue that cannot be used: refused at load like a bad config. */
 export class TemplateError extends Error {
   constructor(file: string, reason: string) {
@@ -321,9 +324,23 @@ export class Templates {
     // A string without values is the same every time: looked up once per language (an i18next
     // lookup costs about as much as the rest of the page).
     const plain = new Map<string, string>();
+    // With values it is the same for the same values: kept for those met lately (the site's name, a
+    // time to the minute), at most WITH_VALUES_KEPT of them, so a stream of usernames cannot grow it.
+    const withValues = new Map<string, string>();
     hb.registerHelper("t", function (key: unknown, options: Handlebars.HelperOptions) {
       const lng: string = options.data?.lang ?? config.languages[0];
-      if (Object.keys(options.hash).length > 0) return i18n.t(String(key), { ...options.hash, lng });
+      const values = Object.entries(options.hash as Record<string, unknown>);
+      if (values.length > 0) {
+        if (!values.every(([, value]) => typeof value === "string" || typeof value === "number")) return i18n.t(String(key), { ...options.hash, lng });
+        const cacheKey = JSON.stringify([lng, String(key), values]);
+        let text = withValues.get(cacheKey);
+        if (text === undefined) {
+          text = i18n.t(String(key), { ...options.hash, lng });
+          if (withValues.size >= WITH_VALUES_KEPT) withValues.clear();
+          withValues.set(cacheKey, text);
+        }
+        return text;
+      }
       const cacheKey = `${lng}\u0000${String(key)}`;
       let text = plain.get(cacheKey);
       if (text === undefined) {
