@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
@@ -104,8 +105,10 @@ class Turns {
  */
 const turnsByFile = new Map<string, Turns>();
 
-/** Uses of a connection after which its WAL is checkpointed by a Checkpointer instead of by its own commits. */
-const CHECKPOINT_OFF_LOOP_AFTER = 1000;
+/** SQLite's own checkpoint threshold (wal_autocheckpoint), in pages. */
+const AUTOCHECKPOINT_PAGES = 1000;
+/** How many uses of a connection apart its WAL's size is looked at. */
+const WAL_LOOK_EVERY = 256;
 /** How often the Checkpointer copies what the WAL has gained into the database file. */
 const CHECKPOINT_INTERVAL_MS = 200;
 
@@ -116,8 +119,9 @@ const CHECKPOINT_INTERVAL_MS = 200;
  * without). A busy connection hands them to a thread of its own (checkpoint-worker.js), which
  * checkpoints PASSIVE a few times a second; each commit is as durable as before (WAL,
  * synchronous=NORMAL), only the copying into the database file moves. Should the thread fail,
- * the connection checkpoints itself again. A connection that stays quiet (a command, most tests)
- * never starts one.
+ * the connection checkpoints itself again. It starts once the WAL file has grown to the
+ * checkpoint threshold, so a connection that writes little (a command, most tests, a flood of
+ * refusals) never starts one.
  */
 class Checkpointer {
   readonly #worker: Worker;
@@ -128,7 +132,7 @@ class Checkpointer {
     this.#worker.unref();
     db.pragma("wal_autocheckpoint = 0");
     const takeBack = () => {
-      if (!this.#closing && db.open) db.pragma("wal_autocheckpoint = 1000");
+      if (!this.#closing && db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     };
     this.#worker.on("error", takeBack);
     this.#worker.on("exit", takeBack);
@@ -180,13 +184,19 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
 
   override async releaseConnection(): Promise<void> {
-    if (++this.#uses === CHECKPOINT_OFF_LOOP_AFTER && this.#file !== ":memory:" && this.#db.open) {
+    if (++this.#uses % WAL_LOOK_EVERY === 0 && !this.#checkpointer && this.#file !== ":memory:" && this.#db.open && this.#walIsBusy()) {
       this.#checkpointer = new Checkpointer(this.#db, this.#file);
     }
     await super.releaseConnection();
     const release = this.#release;
     this.#release = undefined;
     release?.();
+  }
+
+  /** Whether the WAL file has grown to the checkpoint threshold: this database is written to a lot. */
+  #walIsBusy(): boolean {
+    const size = statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    return size >= AUTOCHECKPOINT_PAGES * (this.#db.pragma("page_size", { simple: true }) as number);
   }
 
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
