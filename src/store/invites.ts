@@ -145,7 +145,8 @@ export function invitesStore(
   db: Db,
 ): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "revokeLiveInvitesOf" | "acceptInvite" | "acceptInviteAwaiting"> {
   const { q } = db;
-  // The invites_api's 201s, made many at a time, share their commits (a second run would make a second invite).
+  // The invites_api's 201s, made many at a time, share their commits on SQLite; on PostgreSQL each
+  // runs once (a second run after a lost connection would make a second invite).
   const insertInviteGrouped = groupCommitted(db, insertInvite);
 
   /**
