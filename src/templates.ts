@@ -155,6 +155,9 @@ export function siteView(config: Pick<Config, "site" | "publicUrl">): SiteView {
 // Building an Intl formatter costs about as much as rendering a whole page: one per language, kept.
 const dateFormats = new Map<string, Intl.DateTimeFormat>();
 const languageNames = new Map<string, string>();
+// Times are shown to the minute, and formatting one costs ~10 µs: those met lately are kept, at most 1000.
+const MINUTE_MS = 60_000;
+const formattedMinutes = new Map<string, string>();
 
 /** Formats a time in words a person reads, in UTC with the zone named (pages cannot know the reader's zone). */
 export function formatDate(value: unknown, lang: string): string {
@@ -167,7 +170,16 @@ export function formatDate(value: unknown, lang: string): string {
     });
     dateFormats.set(lang, format);
   }
-  return format.format(ms);
+  const minute = Math.floor(ms / MINUTE_MS);
+  const key = `${lang} ${minute}`;
+  let text = formattedMinutes.get(key);
+  if (text === undefined) {
+    // The format has no seconds: the minute's first millisecond reads the same as any other of it.
+    text = format.format(minute * MINUTE_MS);
+    if (formattedMinutes.size >= 1000) formattedMinutes.clear();
+    formattedMinutes.set(key, text);
+  }
+  return text;
 }
 
 function languageName(code: string): string {
@@ -182,6 +194,9 @@ function languageName(code: string): string {
   }
   return name;
 }
+
+/** How many strings with values the `t` helper keeps (see Templates). */
+const WITH_VALUES_KEPT = 1000;
 
 /** A template or catalogue that cannot be used: refused at load like a bad config. */
 export class TemplateError extends Error {
@@ -321,9 +336,23 @@ export class Templates {
     // A string without values is the same every time: looked up once per language (an i18next
     // lookup costs about as much as the rest of the page).
     const plain = new Map<string, string>();
+    // With values it is the same for the same values: kept for those met lately (the site's name, a
+    // time to the minute), at most WITH_VALUES_KEPT of them, so a stream of usernames cannot grow it.
+    const withValues = new Map<string, string>();
     hb.registerHelper("t", function (key: unknown, options: Handlebars.HelperOptions) {
       const lng: string = options.data?.lang ?? config.languages[0];
-      if (Object.keys(options.hash).length > 0) return i18n.t(String(key), { ...options.hash, lng });
+      const values = Object.entries(options.hash as Record<string, unknown>);
+      if (values.length > 0) {
+        if (!values.every(([, value]) => typeof value === "string" || typeof value === "number")) return i18n.t(String(key), { ...options.hash, lng });
+        const cacheKey = JSON.stringify([lng, String(key), values]);
+        let text = withValues.get(cacheKey);
+        if (text === undefined) {
+          text = i18n.t(String(key), { ...options.hash, lng });
+          if (withValues.size >= WITH_VALUES_KEPT) withValues.clear();
+          withValues.set(cacheKey, text);
+        }
+        return text;
+      }
       const cacheKey = `${lng}\u0000${String(key)}`;
       let text = plain.get(cacheKey);
       if (text === undefined) {

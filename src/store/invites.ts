@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { affected, query, uniqueViolation, type Db, type Tx } from "./db.ts";
+import { affected, groupCommitted, query, uniqueViolation, type Db, type Tx } from "./db.ts";
 import { insertOutbox } from "./outbox.ts";
 import { voidExpiredPending } from "./pending.ts";
 import { ACCOUNT_COLUMNS, AWAITING_COLUMNS, toAccount, toAwaiting, toInvite } from "./rows.ts";
@@ -145,6 +145,9 @@ export function invitesStore(
   db: Db,
 ): Pick<Store, "insertInvite" | "insertInviteWithinQuota" | "findInviteByTokenHash" | "findInviteByHandle" | "listInvites" | "revokeInvite" | "revokeLiveInvitesOf" | "acceptInvite" | "acceptInviteAwaiting"> {
   const { q } = db;
+  // The invites_api's 201s, made many at a time, share their commits on SQLite; on PostgreSQL each
+  // runs once (a second run after a lost connection would make a second invite).
+  const insertInviteGrouped = groupCommitted(db, insertInvite);
 
   /**
    * Uses one of a live invite's uses and inserts the row `insert` makes in one transaction; a taken
@@ -188,7 +191,7 @@ export function invitesStore(
 
   return {
     async insertInvite(invite) {
-      return toInvite((await db.run("once", (q) => insertInvite(q, invite))).rows[0]!);
+      return toInvite((await insertInviteGrouped(invite)).rows[0]!);
     },
 
     async insertInviteWithinQuota(invite, quota) {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { uniqueViolation } from "../../src/store/db.ts";
 import type { AccountSummary } from "../../src/store/store.ts";
 import { T0, MINUTE, pending, event, invite, insertOk, createAccount, claimAll, storeContract, account } from "./fixture.ts";
 
@@ -24,6 +25,26 @@ storeContract("invites", (it) => {
     assert.deepEqual(await store.findInviteByHandle(inv.handle), record);
     assert.equal(await store.findInviteByTokenHash("nope"), null);
     assert.equal(await store.findInviteByHandle("nope"), null);
+  });
+
+  it("invites inserted at the same time are each stored, and one that cannot be is refused alone", async (store) => {
+    // On SQLite these share one commit (a group commit); the one whose handle is taken must not undo the others.
+    const invites = [invite(), invite(), invite(), invite()];
+    const taken = { ...invite(), handle: invites[1]!.handle };
+    const sent = [...invites.slice(0, 2), taken, ...invites.slice(2)];
+    const settled = await Promise.allSettled(sent.map((inv) => store.insertInvite(inv)));
+    const refused = settled.flatMap((s, i) => (s.status === "rejected" ? [{ i, reason: s.reason as unknown }] : []));
+    // SQLite makes a group's rows in call order, so the second of the two is refused; PostgreSQL's
+    // pool runs them side by side, and either may come second.
+    assert.equal(refused.length, 1);
+    assert.ok(store.kind === "sqlite" ? refused[0]!.i === 2 : [1, 2].includes(refused[0]!.i), `refused: ${refused[0]!.i}`);
+    assert.equal(uniqueViolation(refused[0]!.reason), "handle");
+    const stored = settled.filter((s) => s.status === "fulfilled").map((s) => s.value);
+    assert.deepEqual(stored.map((r) => r.handle).sort(), invites.map((i) => i.handle).sort());
+    const ids = stored.map((r) => r.id);
+    assert.deepEqual((await store.listInvites()).map((i) => i.id).sort((a, b) => a - b), [...ids].sort((a, b) => a - b));
+    if (store.kind === "sqlite") assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    assert.equal(await store.findInviteByTokenHash(sent[refused[0]!.i]!.tokenHash), null);
   });
 
   it("listInvites lists in creation order and revokeInvite revokes once", async (store) => {

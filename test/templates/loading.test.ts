@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "../../src/config.ts";
-import { Templates, TemplateError } from "../../src/templates.ts";
+import { formatDate, Templates, TemplateError } from "../../src/templates.ts";
 import { runCli } from "../../src/cli/index.ts";
 import { AUTH_TOKEN } from "../helpers/harness.ts";
 import { captureIo, editConfig, withServiceDir } from "../helpers/service.ts";
@@ -147,4 +147,17 @@ test("a broken template in templates.dir stops start-up and check-config, naming
     await svc.close();
     await assert.rejects(start(), /template .*pages\/verify-form\.hbs.*does not compile/, "start-up is refused");
   });
+});
+
+test("formatDate writes each time as Intl does in its language, also when a minute's text was kept", () => {
+  const options: Intl.DateTimeFormatOptions = { year: "numeric", month: "long", day: "numeric", hour: "numeric", minute: "2-digit", timeZone: "UTC", timeZoneName: "short" };
+  const base = Date.UTC(2026, 11, 1, 21, 59, 0);
+  for (const lang of ["en", "de"]) {
+    const intl = new Intl.DateTimeFormat(lang, options);
+    // The same minute twice (the second from what was kept), the next minute, and an hour later.
+    for (const ms of [base + 1_234, base + 59_999, base + 60_000, base + 3_600_000 + 5]) {
+      assert.equal(formatDate(ms, lang), intl.format(ms), `${lang} ${ms}`);
+    }
+  }
+  assert.notEqual(formatDate(base, "en"), formatDate(base, "de"));
 });
