@@ -14,7 +14,8 @@ import { opsRouter } from "./http/ops.ts";
 import { warmDecoder } from "./http/body.ts";
 import { lastForwarded } from "./http/forwarded.ts";
 import { withFrontDoor } from "./http/front-door.ts";
-import { connectionError, failureAnswer, reportFailure, type FailedRequest } from "./http/failure.ts";
+import { connectionError, failureAnswer, plainFailure, reportFailure, type FailedRequest } from "./http/failure.ts";
+import { answerHeaders, noteAnswered } from "./http/request-log.ts";
 import { registerRouter, registerWithoutTrailingSlash } from "./http/register.ts";
 import { keepLanguage, sendPage, shownError, wantsHtml, wantsJson } from "./http/respond.ts";
 import { verifyRouter } from "./http/verify.ts";
@@ -41,8 +42,9 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
       await next();
     } catch (err) {
       const refusal = reportFailure(deps, requests, refusals, err, failedRequest(ctx));
-      const { status, code, message, headers } = failureAnswer(refusal);
-      for (const [name, value] of headers) ctx.set(name, value);
+      const answer = failureAnswer(refusal);
+      const { status, code, message } = answer;
+      for (const [name, value] of answer.headers) ctx.set(name, value);
       const json = wantsJson(ctx);
       // Our pages' routes answer browsers with pages. Elsewhere only a path or method nothing
       // serves does, and only for a client that names text/html: the APIs keep their plain answers.
@@ -57,13 +59,11 @@ function errorMiddleware(deps: Pick<AppContext, "log" | "templates" | "metrics" 
         } else {
           sendPage(ctx, deps.templates, "error", { status, error: refusal ? shownError(refusal) : { code, message } }, status);
         }
-      } else if (json) {
-        ctx.status = status;
-        ctx.body = { error: code, message };
       } else {
+        const plain = plainFailure(answer, json);
         ctx.status = status;
-        ctx.type = "text/plain; charset=utf-8";
-        ctx.body = message;
+        ctx.type = plain.type;
+        ctx.body = plain.body;
       }
     }
   };
@@ -93,18 +93,14 @@ function methodFallback(deps: Pick<AppContext, "config" | "templates">, routers:
 
 function requestLog(deps: Pick<AppContext, "config" | "metrics">, requests: Logger) {
   return async (ctx: Context, next: Next) => {
-    ctx.state.reqId = randomUUID();
-    ctx.set("X-Request-Id", ctx.state.reqId);
-    ctx.set("X-Content-Type-Options", "nosniff");
-    ctx.set("Referrer-Policy", "no-referrer");
+    const reqId = randomUUID();
+    ctx.state.reqId = reqId;
+    for (const [name, value] of answerHeaders(reqId)) ctx.set(name, value);
     const started = performance.now();
     try {
       await next();
     } finally {
-      const seconds = (performance.now() - started) / 1000;
-      const route = routeOf(ctx);
-      deps.metrics.countRequest(route, ctx.method, ctx.status, seconds);
-      requests.debug({ reqId: ctx.state.reqId, method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, "request");
+      noteAnswered(deps, requests, { reqId, method: ctx.method, route: routeOf(ctx), status: ctx.status, started });
     }
   };
 }

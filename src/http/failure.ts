@@ -121,6 +121,13 @@ export function failureAnswer(refusal: AppError | null): FailureAnswer {
   };
 }
 
+/** A failure answered without a page: `{error, message}` as JSON to a client that asks for it, else the message as text. */
+export function plainFailure(answer: FailureAnswer, json: boolean): { type: string; body: string } {
+  return json
+    ? { type: "application/json; charset=utf-8", body: JSON.stringify({ error: answer.code, message: answer.message }) }
+    : { type: "text/plain; charset=utf-8", body: answer.message };
+}
+
 /**
  * A connection that failed around a request (Koa's error event, or the front door's answer going
  * out): the client's doing is counted as such, anything else is an error-level line.

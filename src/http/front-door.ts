@@ -4,9 +4,10 @@ import onFinished from "on-finished";
 import type { Logger } from "pino";
 import type { AppContext } from "../context.ts";
 import type { RefusalLog } from "../log.ts";
-import { connectionError, failureAnswer, reportFailure, type FailedRequest } from "./failure.ts";
+import { connectionError, failureAnswer, plainFailure, reportFailure, type FailedRequest } from "./failure.ts";
 import { peerAddress, requestProtocol } from "./forwarded.ts";
 import { handleRegistration, type RegistrationCall } from "./register.ts";
+import { answerHeaders, noteAnswered } from "./request-log.ts";
 import { prefersJson } from "./respond.ts";
 
 /**
@@ -70,7 +71,7 @@ async function answerRegistration(
     if (err) connectionError(deps, requests, request, err);
   });
   // Koa's headers, in Koa's order, written in one go.
-  const headers = ["X-Request-Id", reqId, "X-Content-Type-Options", "nosniff", "Referrer-Policy", "no-referrer"];
+  const headers = answerHeaders(reqId).flat();
   const call: RegistrationCall = { req, secure: requestProtocol(req, trustProxy) === "https", peer };
   let status: number;
   let body: string;
@@ -81,19 +82,13 @@ async function answerRegistration(
   } catch (err) {
     request.ip = call.endUserIp ?? peer;
     const answer = failureAnswer(reportFailure(deps, requests, refusals, err, request));
+    const plain = plainFailure(answer, prefersJson(req));
     status = answer.status;
     for (const [name, value] of answer.headers) headers.push(name, value);
-    if (prefersJson(req)) {
-      headers.push("Content-Type", "application/json; charset=utf-8");
-      body = JSON.stringify({ error: answer.code, message: answer.message });
-    } else {
-      headers.push("Content-Type", "text/plain; charset=utf-8");
-      body = answer.message;
-    }
+    headers.push("Content-Type", plain.type);
+    body = plain.body;
   }
-  const seconds = (performance.now() - started) / 1000;
-  deps.metrics.countRequest(route, "POST", status, seconds);
-  requests.debug({ reqId, method: "POST", route, status, ms: Math.round(seconds * 1000) }, "request");
+  noteAnswered(deps, requests, { reqId, method: "POST", route, status, started });
   // As Koa: nothing is written to a client that has gone.
   if (res.writableEnded || (res.socket !== null && !res.socket.writable)) return;
   headers.push("Content-Length", String(Buffer.byteLength(body)));
