@@ -36,8 +36,8 @@ const noStore = new Proxy({} as Store, {
 /**
  * Sends each cheap refusal once through a throwaway app before the service listens, so the first
  * requests after a start (a restart in a flood, a deploy) do not also wait for the lazy
- * compilation of every function on those paths: Koa, the router, the decoder, the log line, the
- * answer. Throwaway means nothing of the service is touched: the rules that refuse come from a
+ * compilation of every function on those paths: the registration's front door, the decoder, the
+ * checks, the log line, the answer. Throwaway means nothing of the service is touched: the rules that refuse come from a
  * config of its own, the limiters, metrics and write health are its own, its logger writes
  * nowhere, its store refuses every call, and it listens on a Unix socket in a directory only this
  * user can open, for as long as the requests take. Resolves with the statuses answered.
@@ -86,8 +86,6 @@ export async function warmRefusals(ctx: AppContext): Promise<number[]> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-
 
 /** At start: a warm-up that fails costs only what it is for, never the start. */
 export async function warmUp(ctx: AppContext): Promise<void> {
