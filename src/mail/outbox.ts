@@ -209,8 +209,11 @@ export class OutboxSender {
     const now = clock.now();
     this.deps.metrics.provisionJobs.inc({ target: item.target ?? "", outcome: "taken" });
     log.warn({ outboxId: item.id, target: item.target, outcome: "taken", userId: item.userId }, "account server says the name is taken; removing the account");
-    await store.markOutboxFailed(item.id, PROVISION_TAKEN, now);
+    // The account goes first: the waiting page answers 409 as soon as it sees PROVISION_TAKEN,
+    // and by then nothing of the account may be left (removing it voids this job for a moment,
+    // which the page reads as "not yet"; the line after sets the outcome it waits for).
     await store.removeAccount(username, now, () => removeJobs(this.deps, username, now, item.target ?? undefined), { restoreInvite: true });
+    await store.markOutboxFailed(item.id, PROVISION_TAKEN, now);
     this.deps.notifyOutbox();
   }
 
